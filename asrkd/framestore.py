@@ -1,0 +1,286 @@
+"""The one frame store for every per-frame array (features, labels, soft targets).
+
+Layout of a store directory::
+
+    meta.json        format, version, dtype, row shape, counts, parts with sha256, attrs
+    index.tsv        <utt> <part> <offset_rows> <num_rows>   (sorted by utt)
+    part-<name>.bin  raw C-order rows of dtype x shape, utterances back to back
+    .done            completion marker, written last
+
+Arrays are keyed by utterance id and stored unpadded: ``store[utt]`` is ``(T, *shape)``.
+Reading memory-maps the parts, so a store larger than RAM is fine.
+
+Writing happens in *parts* so that parallel jobs (``--nj``) and torchrun ranks each write their
+own file: :class:`PartWriter` writes ``part-<name>.bin`` + ``part-<name>.idx`` to temporary
+names and renames them on :meth:`PartWriter.close`; a part whose ``.idx`` exists is complete
+(:func:`part_done`), so a killed run redoes only unfinished parts. :func:`finalize_store`
+merges the part indexes, checks them, checksums the parts, and writes ``index.tsv``,
+``meta.json`` and the marker. Parts are deterministic for deterministic input, so a resumed
+run is byte-identical to an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+
+from asrkd.errors import AsrkdError
+from asrkd.fileio import (
+    DONE_MARKER,
+    atomic_write_json,
+    atomic_write_text,
+    is_done,
+    mark_done,
+    read_json,
+    sha256_file,
+)
+
+FORMAT = "asrkd-framestore"
+VERSION = 1
+
+
+def _part_paths(directory: Path, name: str) -> tuple[Path, Path]:
+    return directory / f"part-{name}.bin", directory / f"part-{name}.idx"
+
+
+def part_done(directory: Path, name: str) -> bool:
+    """True when part ``name`` was closed (its index was renamed into place)."""
+    return _part_paths(Path(directory), name)[1].is_file()
+
+
+class PartWriter:
+    """Appends utterance arrays to one part of a store.
+
+    ``dtype``/``shape``: every array added must be ``(T, *shape)`` and castable to ``dtype``.
+    """
+
+    def __init__(self, directory: Path, name: str, dtype: str | np.dtype, shape: tuple[int, ...]):
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if "/" in name or not name:
+            raise ValueError(f"bad part name {name!r}")
+        self.name = name
+        self.dtype = np.dtype(dtype)
+        self.shape = tuple(int(s) for s in shape)
+        self.bin_path, self.idx_path = _part_paths(self.directory, name)
+        self._tmp_bin = self.bin_path.with_suffix(".bin.tmp")
+        self._f = open(self._tmp_bin, "wb")
+        self._rows = 0
+        self._index: list[tuple[str, int, int]] = []
+        self._seen: set[str] = set()
+
+    def add(self, utt: str, array: np.ndarray) -> None:
+        """Append ``array`` of shape ``(T, *shape)`` for utterance ``utt``."""
+        a = np.asarray(array)
+        if a.shape[1:] != self.shape:
+            raise AsrkdError(
+                f"frame store {self.directory}: {utt}: row shape {a.shape[1:]} != {self.shape}"
+            )
+        if utt in self._seen:
+            raise AsrkdError(f"frame store {self.directory}: duplicate utterance {utt!r}")
+        self._seen.add(utt)
+        a = np.ascontiguousarray(a, dtype=self.dtype)
+        self._f.write(a.tobytes())
+        self._index.append((utt, self._rows, a.shape[0]))
+        self._rows += a.shape[0]
+
+    def close(self) -> None:
+        self._f.flush()
+        os.fsync(self._f.fileno())
+        self._f.close()
+        os.replace(self._tmp_bin, self.bin_path)
+        # The index is renamed last: its presence means the part is complete.
+        atomic_write_text(self.idx_path, "".join(f"{u} {o} {n}\n" for u, o, n in self._index))
+
+    def abort(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+        if self._tmp_bin.exists():
+            self._tmp_bin.unlink()
+
+    def __enter__(self) -> "PartWriter":
+        return self
+
+    def __exit__(self, exc_type: Any, *rest: Any) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def finalize_store(
+    directory: Path,
+    dtype: str | np.dtype,
+    shape: tuple[int, ...],
+    attrs: dict[str, Any] | None = None,
+    expected_frames: dict[str, int] | None = None,
+) -> "FrameStore":
+    """Merge all closed parts of ``directory`` into one index and mark the store complete.
+
+    ``expected_frames``: if given ({utt: T}), every stored utterance must have exactly that many
+    rows (checked against ``utt2num_frames`` by the callers), else AsrkdError.
+    """
+    directory = Path(directory)
+    dtype = np.dtype(dtype)
+    shape = tuple(int(s) for s in shape)
+    row_bytes = dtype.itemsize * int(np.prod(shape, dtype=np.int64))
+    index: dict[str, tuple[str, int, int]] = {}
+    parts = []
+    for idx_path in sorted(directory.glob("part-*.idx")):
+        name = idx_path.name[len("part-") : -len(".idx")]
+        bin_path = directory / f"part-{name}.bin"
+        rows = 0
+        for line in idx_path.read_text(encoding="utf-8").splitlines():
+            utt, off, n = line.split()
+            if utt in index:
+                raise AsrkdError(f"frame store {directory}: {utt} is in two parts")
+            index[utt] = (name, int(off), int(n))
+            rows = max(rows, int(off) + int(n))
+        size = bin_path.stat().st_size
+        if size != rows * row_bytes:
+            raise AsrkdError(f"frame store {directory}: part {name} has {size} bytes, expected {rows * row_bytes}")
+        parts.append({"name": name, "bytes": size, "sha256": sha256_file(bin_path)})
+    if expected_frames is not None:
+        check_frame_counts(directory, {u: v[2] for u, v in index.items()}, expected_frames)
+    atomic_write_text(
+        directory / "index.tsv",
+        "".join(f"{u} {p} {o} {n}\n" for u, (p, o, n) in sorted(index.items())),
+    )
+    atomic_write_json(
+        directory / "meta.json",
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            "dtype": dtype.str,
+            "shape": list(shape),
+            "num_utts": len(index),
+            "num_frames": int(sum(v[2] for v in index.values())),
+            "parts": parts,
+            "attrs": attrs or {},
+        },
+    )
+    mark_done(directory)
+    return FrameStore(directory)
+
+
+def check_frame_counts(where: Any, got: dict[str, int], expected: dict[str, int]) -> None:
+    """Raise AsrkdError listing utterances whose frame count differs from ``expected``."""
+    bad = [(u, n, expected.get(u)) for u, n in got.items() if expected.get(u) != n]
+    if bad:
+        sample = ", ".join(f"{u}: {n} vs {e}" for u, n, e in bad[:5])
+        raise AsrkdError(
+            f"{where}: {len(bad)} utterance(s) whose frame count differs from utt2num_frames "
+            f"(stored vs expected): {sample}"
+        )
+
+
+def write_store(
+    directory: Path,
+    items: Iterable[tuple[str, np.ndarray]],
+    dtype: str | np.dtype,
+    shape: tuple[int, ...],
+    attrs: dict[str, Any] | None = None,
+    expected_frames: dict[str, int] | None = None,
+) -> "FrameStore":
+    """Write a whole store in one part (the simple, single-process case)."""
+    with PartWriter(directory, "0", dtype, shape) as w:
+        for utt, a in items:
+            w.add(utt, a)
+    return finalize_store(directory, dtype, shape, attrs, expected_frames)
+
+
+@dataclass(frozen=True)
+class _Entry:
+    part: str
+    offset: int
+    rows: int
+
+
+class FrameStore:
+    """Read-only view of a complete store. ``store[utt]`` -> ``(T, *shape)`` memmap view."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        if not is_done(self.directory):
+            raise AsrkdError(
+                f"frame store {self.directory} is missing or incomplete (no {DONE_MARKER} marker); "
+                "rerun the step that writes it"
+            )
+        meta = read_json(self.directory / "meta.json")
+        if meta.get("format") != FORMAT:
+            raise AsrkdError(f"{self.directory}: not an asrkd frame store")
+        self.meta = meta
+        self.dtype = np.dtype(meta["dtype"])
+        self.shape: tuple[int, ...] = tuple(meta["shape"])
+        self.attrs: dict[str, Any] = meta.get("attrs", {})
+        self._index: dict[str, _Entry] = {}
+        for line in (self.directory / "index.tsv").read_text(encoding="utf-8").splitlines():
+            utt, p, o, n = line.split()
+            self._index[utt] = _Entry(p, int(o), int(n))
+        self._maps: dict[str, np.ndarray] = {}
+
+    def _part(self, name: str) -> np.ndarray:
+        m = self._maps.get(name)
+        if m is None:
+            path = self.directory / f"part-{name}.bin"
+            if path.stat().st_size == 0:
+                m = np.zeros((0, *self.shape), dtype=self.dtype)
+            else:
+                m = np.memmap(path, dtype=self.dtype, mode="r").reshape(-1, *self.shape)
+            self._maps[name] = m
+        return m
+
+    def __getitem__(self, utt: str) -> np.ndarray:
+        try:
+            e = self._index[utt]
+        except KeyError:
+            raise AsrkdError(f"frame store {self.directory}: no utterance {utt!r}") from None
+        return self._part(e.part)[e.offset : e.offset + e.rows]
+
+    def __contains__(self, utt: object) -> bool:
+        return utt in self._index
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def keys(self) -> list[str]:
+        return sorted(self._index)
+
+    def items(self) -> Iterator[tuple[str, np.ndarray]]:
+        for u in self.keys():
+            yield u, self[u]
+
+    def num_frames(self, utt: str) -> int:
+        return self._index[utt].rows
+
+    def frame_counts(self) -> dict[str, int]:
+        return {u: e.rows for u, e in self._index.items()}
+
+    @property
+    def total_frames(self) -> int:
+        return int(self.meta["num_frames"])
+
+    def check_frames(self, expected: dict[str, int]) -> None:
+        """Every utterance in ``expected`` is stored with exactly that many frames."""
+        missing = sorted(set(expected) - set(self._index))
+        if missing:
+            raise AsrkdError(f"frame store {self.directory}: {len(missing)} utterance(s) missing, e.g. {missing[:5]}")
+        check_frame_counts(f"frame store {self.directory}", {u: self._index[u].rows for u in expected}, expected)
+
+    def verify(self) -> list[str]:
+        """Recompute part checksums and sizes; return a list of problems (empty = intact)."""
+        problems = []
+        for p in self.meta["parts"]:
+            path = self.directory / f"part-{p['name']}.bin"
+            if not path.is_file():
+                problems.append(f"{path}: missing")
+                continue
+            if path.stat().st_size != p["bytes"]:
+                problems.append(f"{path}: size {path.stat().st_size} != {p['bytes']}")
+            elif sha256_file(path) != p["sha256"]:
+                problems.append(f"{path}: checksum mismatch (corrupted)")
+        return problems
