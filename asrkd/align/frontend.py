@@ -1,0 +1,84 @@
+"""Features for the Gaussian aligner: stored fbank -> CMVN -> (optional) cepstra -> deltas.
+
+Diagonal Gaussians model decorrelated features best, so by default the 40 log-mel energies are
+turned into ``num_ceps`` cepstral coefficients (DCT-II, as MFCCs are made) before deltas;
+``num_ceps = 0`` keeps the filterbank as is. Deltas follow Kaldi's ``add-deltas`` (window 2,
+regression formula, edges replicated).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from asrkd.cmvn import apply_cmvn, load_cmvn
+from asrkd.datadir import read_table
+from asrkd.errors import AsrkdError
+from asrkd.framestore import FrameStore
+
+
+@dataclass(frozen=True)
+class FrontendConfig:
+    num_ceps: int = 13  # cepstra kept after a DCT of the log-mel bins (0: use the bins as they are)
+    delta_order: int = 2  # 0: statics only, 1: + deltas, 2: + delta-deltas
+    delta_window: int = 2  # frames each side in the delta regression
+    cmvn: str = "speaker"  # "speaker", "global" or "none": mean/variance normalisation
+
+
+def dct_matrix(num_in: int, num_out: int) -> np.ndarray:
+    """Orthonormal DCT-II basis ``(num_in, num_out)``: ``ceps = fbank @ M``."""
+    n = np.arange(num_in)[:, None]
+    k = np.arange(num_out)[None, :]
+    m = np.cos(np.pi / num_in * (n + 0.5) * k) * np.sqrt(2.0 / num_in)
+    m[:, 0] /= np.sqrt(2.0)
+    return m.astype(np.float32)
+
+
+def add_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
+    """``x: (T, F)`` -> ``(T, F * (order + 1))``: statics, deltas, delta-deltas."""
+    out = [x]
+    denom = 2.0 * sum(i * i for i in range(1, window + 1))
+    cur = x
+    for _ in range(order):
+        padded = np.concatenate([np.repeat(cur[:1], window, 0), cur, np.repeat(cur[-1:], window, 0)])
+        T = cur.shape[0]
+        d = np.zeros_like(cur)
+        for i in range(1, window + 1):
+            d += i * (padded[window + i : window + i + T] - padded[window - i : window - i + T])
+        cur = d / denom
+        out.append(cur)
+    return np.concatenate(out, axis=1).astype(np.float32)
+
+
+def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig) -> np.ndarray:
+    """``feats: (T, F)`` stored features -> ``(T, D)`` aligner features."""
+    x = np.asarray(feats, dtype=np.float32)
+    if stats is not None:
+        x = apply_cmvn(x, stats)
+    if cfg.num_ceps > 0:
+        x = x @ dct_matrix(x.shape[1], min(cfg.num_ceps, x.shape[1]))
+    return add_deltas(x, cfg.delta_order, cfg.delta_window)
+
+
+def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig) -> tuple[dict[str, np.ndarray], str]:
+    """Aligner features of ``utts`` of ``data_dir`` -> ({utt: (T, D)}, feats fingerprint)."""
+    data_dir = Path(data_dir)
+    store = FrameStore(data_dir / "feats")
+    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    cmvn = load_cmvn(data_dir) if cfg.cmvn != "none" else None
+    utt2spk = read_table(data_dir / "utt2spk")
+    out = {}
+    for u in utts:
+        if u not in store:
+            continue
+        f = store[u]
+        if f.shape[0] != expected.get(u):
+            raise AsrkdError(f"{data_dir}: {u} has {f.shape[0]} feature frames, utt2num_frames says {expected.get(u)}")
+        stats = None
+        if cmvn is not None:
+            stats = cmvn["speakers"].get(utt2spk[u]) if cfg.cmvn == "speaker" else None
+            stats = stats or cmvn["global"]
+        out[u] = transform(f, stats, cfg)
+    return out, str(store.attrs.get("fingerprint", ""))

@@ -1,0 +1,59 @@
+"""``asrkd cache-targets``: run teacher checkpoints once and cache their combined soft targets."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asrkd.commands._common import add_force_arg
+
+NAME = "cache-targets"
+HELP = "run N teachers once over a data set and cache the combined tempered posteriors"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from asrkd.softtargets.cache import DEFAULT_SHARD_FRAMES
+    from asrkd.softtargets.combine import COMBINE_RULES
+    from asrkd.softtargets.formats import DEFAULT_K, FORMATS
+
+    p.add_argument("--model", action="append", required=True, metavar="CKPT",
+                   help="teacher checkpoint (repeat for each ensemble member), e.g. exp/t1/final.pt")
+    p.add_argument("--feats", required=True, type=Path, metavar="DATA_DIR",
+                   help="data dir with feats/ and utt2num_frames, e.g. data/train")
+    p.add_argument("--T", type=float, required=True, help="temperature of the soft targets")
+    p.add_argument("--combine", choices=COMBINE_RULES, default="mean",
+                   help="ensemble rule: arithmetic mean of probabilities or normalised geometric mean")
+    p.add_argument("--format", choices=FORMATS, default="topk", help="top-k + tail mass, or dense fp16")
+    p.add_argument("--k", type=int, default=DEFAULT_K, help="classes kept per frame (topk)")
+    p.add_argument("--out", required=True, type=Path, metavar="CACHE_DIR", help="cache directory to write")
+    p.add_argument("--lang", type=Path, default=None, help="data/lang to check the label inventory against")
+    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
+                   help="teacher inference: bf16 CPU autocast (auto: where the CPU has bf16) or fp32")
+    p.add_argument("--nj", type=int, default=1, help="parallel worker processes (per torchrun rank)")
+    p.add_argument("--shard-frames", type=int, default=DEFAULT_SHARD_FRAMES, help="frames per shard (about)")
+    add_force_arg(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+
+    from asrkd.softtargets.run import cache_targets
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("gloo")
+    try:
+        cache_targets(
+            args.model, args.feats, args.out, T=args.T, combine=args.combine, storage=args.format,
+            k=args.k, precision=args.precision, nj=args.nj, shard_frames=args.shard_frames,
+            lang_dir=args.lang, force=args.force,
+        )
+    finally:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+    return 0

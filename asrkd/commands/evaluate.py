@@ -1,0 +1,45 @@
+"""``asrkd evaluate``: frame accuracy of a model or an ensemble of models."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from asrkd.commands._common import add_force_arg
+
+NAME = "evaluate"
+HELP = "frame accuracy of one model or an ensemble (mean / geometric mean of posteriors)"
+
+log = logging.getLogger("asrkd.commands.evaluate")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", action="append", required=True, type=Path,
+                   help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
+    p.add_argument("--combine", choices=["mean", "geometric"], default="mean",
+                   help="how an ensemble combines posteriors")
+    p.add_argument("--feats", required=True, type=Path, help="data dir to evaluate on (data/<set>)")
+    p.add_argument("--labels", required=True, type=Path, help="label store of that set")
+    p.add_argument("--out", required=True, type=Path, help="output dir (writes frame_acc.json)")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
+                   help="inference precision (auto: bf16 on CPUs that support it)")
+    add_force_arg(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asrkd.evaluate import frame_accuracy
+    from asrkd.fileio import atomic_write_json, is_done, mark_done
+    from asrkd.train.checkpoint import load_model
+
+    if is_done(args.out, ".frame_acc.done") and not args.force:
+        log.info("%s: frame accuracy already computed (use --force to redo)", args.out)
+        return 0
+    models = [load_model(p) for p in args.model]
+    result = frame_accuracy(models, args.feats, args.labels, args.combine, args.precision)
+    atomic_write_json(args.out / "frame_acc.json", result)
+    mark_done(args.out, {"frame_acc": result["frame_acc"]}, name=".frame_acc.done")
+    log.info("frame accuracy %.4f over %d frames (%d model(s), %s); members: %s", result["frame_acc"],
+             result["frames"], len(models), args.combine,
+             " ".join(f"{a:.4f}" for a in result["member_frame_acc"]))
+    return 0

@@ -1,0 +1,32 @@
+"""``asrkd train``: train one acoustic model (a teacher; students add soft targets)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from asrkd.commands._common import add_config_args, add_force_arg
+
+NAME = "train"
+HELP = "train an acoustic model on frame labels (resumes an interrupted run in --out)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_config_args(p)
+    p.add_argument("--feats", required=True, type=Path, help="training data dir (data/<set>, with feats/ and cmvn.json)")
+    p.add_argument("--labels", required=True, type=Path, help="training label store (data/<set>/labels/<name>)")
+    p.add_argument("--dev-feats", required=True, type=Path, help="dev data dir (early stopping, lr schedule)")
+    p.add_argument("--dev-labels", required=True, type=Path, help="dev label store")
+    p.add_argument("--out", required=True, type=Path, help="experiment dir (exp/<name>)")
+    p.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
+    add_force_arg(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asrkd.train.config import load_train_config
+    from asrkd.train.loop import TrainData, train
+
+    overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
+    cfg = load_train_config(args.config, overrides)
+    train(cfg, TrainData(args.feats, args.labels, args.dev_feats, args.dev_labels), args.out, force=args.force)
+    return 0

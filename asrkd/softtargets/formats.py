@@ -1,0 +1,110 @@
+"""Storage formats of soft targets (one frame store per array, see :mod:`asrkd.softtargets.cache`).
+
+``topk`` (large inventories): per frame the k most probable class ids (int16 when the inventory
+has at most 32767 classes, else int32), their probabilities as fp16, and the leftover *tail mass*
+``1 - sum(top-k)`` as fp32 (summed from the exact fp32 probabilities of the other classes, so a
+tiny tail keeps its precision). Ids are in descending probability order, ties broken by the lower
+class id, so encoding is deterministic. Bytes per frame: ``k * (id bytes + 2) + 4``
+(k=20, 2000 classes: 84 bytes, against 8000 for dense fp32).
+
+``dense`` (small inventories): the whole distribution as fp16, ``2 * C`` bytes per frame.
+
+How the loss treats the tail is documented in :mod:`asrkd.kd_loss`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from asrkd.errors import AsrkdError
+
+FORMATS: tuple[str, ...] = ("topk", "dense")
+DEFAULT_K = 20
+
+
+def id_dtype(num_classes: int) -> np.dtype:
+    """Smallest signed integer dtype holding every class id of the inventory."""
+    return np.dtype(np.int16) if num_classes <= np.iinfo(np.int16).max else np.dtype(np.int32)
+
+
+@dataclass(frozen=True)
+class TargetFormat:
+    """What is stored per frame. ``k`` is only meaningful for ``topk``."""
+
+    name: str  # "topk" | "dense"
+    num_classes: int
+    k: int = DEFAULT_K
+
+    def __post_init__(self) -> None:
+        if self.name not in FORMATS:
+            raise AsrkdError(f"unknown soft-target format {self.name!r}; valid: {list(FORMATS)}")
+        if self.num_classes < 1:
+            raise AsrkdError(f"soft targets: num_classes must be >= 1, got {self.num_classes}")
+        if self.name == "topk" and not 1 <= self.k <= self.num_classes:
+            raise AsrkdError(f"soft targets: k={self.k} must be in [1, num_classes={self.num_classes}]")
+
+    def arrays(self) -> dict[str, tuple[np.dtype, tuple[int, ...]]]:
+        """{array name: (dtype, row shape)}; each array is one frame store of the cache."""
+        if self.name == "dense":
+            return {"probs": (np.dtype(np.float16), (self.num_classes,))}
+        return {
+            "ids": (id_dtype(self.num_classes), (self.k,)),
+            "probs": (np.dtype(np.float16), (self.k,)),
+            "tail": (np.dtype(np.float32), ()),
+        }
+
+    def bytes_per_frame(self) -> int:
+        return sum(dt.itemsize * int(np.prod(shape, dtype=np.int64)) for dt, shape in self.arrays().values())
+
+
+def dense_fp32_bytes_per_frame(num_classes: int) -> int:
+    return 4 * num_classes
+
+
+def encode(probs: torch.Tensor, fmt: TargetFormat) -> dict[str, np.ndarray]:
+    """Compress combined probabilities for storage.
+
+    probs: (T, C) float32, rows sum to 1. Returns {array name: (T, *row shape)} numpy arrays of
+    the dtypes of ``fmt.arrays()``.
+    """
+    if probs.dim() != 2 or probs.shape[1] != fmt.num_classes:
+        raise AsrkdError(f"soft targets: probs {tuple(probs.shape)} do not fit (T, {fmt.num_classes})")
+    probs = probs.detach().float().cpu()
+    if fmt.name == "dense":
+        return {"probs": probs.numpy().astype(np.float16)}
+    # A stable descending sort breaks ties by class id: deterministic bytes on every run.
+    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    top_p = sorted_p[:, : fmt.k]
+    tail = sorted_p[:, fmt.k :].double().sum(dim=-1)  # float64: no rounding drift over 14k classes
+    return {
+        "ids": order[:, : fmt.k].numpy().astype(id_dtype(fmt.num_classes)),
+        "probs": top_p.numpy().astype(np.float16),
+        "tail": tail.numpy().astype(np.float32),
+    }
+
+
+def encode_torch(probs: torch.Tensor, fmt: TargetFormat) -> dict[str, torch.Tensor]:
+    """Like :func:`encode` but keeps float32 values and stays in torch (the online reference)."""
+    if fmt.name == "dense":
+        return {"probs": probs.float()}
+    sorted_p, order = torch.sort(probs.float(), dim=-1, descending=True, stable=True)
+    return {"ids": order[..., : fmt.k], "probs": sorted_p[..., : fmt.k], "tail": sorted_p[..., fmt.k :].sum(-1)}
+
+
+def decode_dense(arrays: dict[str, np.ndarray], fmt: TargetFormat) -> np.ndarray:
+    """Expand stored arrays to (T, C) float32 for inspection; the tail is spread uniformly over
+    the non-top-k classes here (display only: the loss never assumes a tail shape)."""
+    if fmt.name == "dense":
+        return np.asarray(arrays["probs"], dtype=np.float32)
+    ids = np.asarray(arrays["ids"]).astype(np.int64)
+    p = np.asarray(arrays["probs"], dtype=np.float32)
+    tail = np.asarray(arrays["tail"], dtype=np.float32)
+    rest = fmt.num_classes - fmt.k
+    out = np.zeros((ids.shape[0], fmt.num_classes), dtype=np.float32)
+    if rest > 0:
+        out += (tail / rest)[:, None]
+    np.put_along_axis(out, ids, p, axis=1)
+    return out

@@ -1,0 +1,77 @@
+"""Checkpoints: plain data only, written atomically, loaded with ``weights_only=True``.
+
+A checkpoint is a dict of tensors, numbers, strings, lists and dicts::
+
+    format, version, kind ("train": resumable, "model": for inference)
+    model            state dict
+    model_config     plain dict of asrkd.models.ModelConfig (the model is rebuilt from it)
+    train_config     plain dict of asrkd.train.config.TrainConfig
+    cmvn             the CMVN stats entry the model was trained with, or None
+    fingerprints     {"feats": ..., "lang": ...} of the training data
+    metrics          per-epoch metrics so far
+    (train only)     optimizer, schedule, rng, position {epoch, step}, epoch_stats, nonfinite, best
+
+Untrusted files run no code: nothing here unpickles objects (DESIGN.md).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from asrkd.errors import AsrkdError
+from asrkd.fileio import atomic_write_bytes
+from asrkd.models import ModelConfig, build_model, model_config_from_dict
+
+log = logging.getLogger("asrkd.train.checkpoint")
+
+FORMAT = "asrkd-checkpoint"
+VERSION = 1
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Write ``state`` (plain data) to ``path`` atomically (temp file, fsync, rename), so a
+    kill during the write leaves the previous checkpoint intact."""
+    buf = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise AsrkdError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
+        raise AsrkdError(f"cannot read checkpoint {path}: {e}") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise AsrkdError(f"{path} is not an asrkd checkpoint")
+    return state
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference: module in eval mode, its config, the CMVN it expects."""
+
+    module: torch.nn.Module
+    config: ModelConfig
+    cmvn: dict[str, Any] | None
+    meta: dict[str, Any]
+    path: Path
+
+
+def load_model(path: Path) -> LoadedModel:
+    """Rebuild a model from a checkpoint alone (architecture, weights, CMVN)."""
+    state = load_checkpoint(path)
+    cfg = model_config_from_dict(state["model_config"])
+    model = build_model(cfg)
+    model.load_state_dict(state["model"])
+    model.eval()
+    meta = {k: state.get(k) for k in ("fingerprints", "metrics", "train_config", "kind")}
+    return LoadedModel(model, cfg, state.get("cmvn"), meta, Path(path))

@@ -1,0 +1,92 @@
+"""Config dataclasses of ``asrkd train`` (sections: model, data, optim, schedule, loss)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from asrkd.config import apply_overrides, from_dict
+from asrkd.errors import AsrkdError
+from asrkd.models import ModelConfig, apply_preset
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    batch_size: int = 512  # frames per step on each rank
+    chunk_frames: int = 50_000_000  # frames held in RAM at once (features + labels); a corpus up to this size is loaded once
+    cmvn: Literal["global", "none"] = "global"  # mean/variance normalisation with the training set's global stats
+    prefetch: int = 2  # batches a background thread gathers ahead of the step (0 = gather in the step)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: Literal["adam", "sgd"] = "adam"  # optimiser
+    lr: float = 1e-3  # initial learning rate
+    momentum: float = 0.9  # SGD momentum
+    beta1: float = 0.9  # Adam beta1 (first-moment decay)
+    beta2: float = 0.999  # Adam beta2 (second-moment decay)
+    eps: float = 1e-8  # Adam epsilon
+    weight_decay: float = 0.0  # L2 weight decay (coupled)
+    grad_clip: float = 5.0  # max global gradient norm (0 = no clipping)
+
+
+@dataclass(frozen=True)
+class ScheduleConfig:
+    kind: Literal["plateau", "cosine", "constant"] = "plateau"  # plateau: halve lr when dev frame acc stalls
+    halve_threshold: float = 0.002  # plateau: halve when dev frame acc improves by less than this (absolute, 0-1)
+    min_lr: float = 1e-6  # lower bound of the learning rate (cosine end point)
+    warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    soft_weight: float = 0.0  # a in (1-a)*CE(hard) + a*T^2*CE(soft at T); 0 = teacher training
+    temperature: float = 1.0  # T of the soft-target term
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    seed: int = 0  # initialisation, data order and dropout
+    max_epochs: int = 20  # epochs at most
+    early_stop_patience: int = 3  # stop after this many epochs without a better dev frame acc (0 = never)
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 autocast on CPUs with bf16, fp16 AMP on GPU
+    device: str = "auto"  # auto | cpu | cuda
+    checkpoint_every_steps: int = 500  # also checkpoint mid-epoch every this many steps (0 = epoch ends only)
+    max_nonfinite: int = 20  # abort after this many skipped steps with a non-finite loss or gradient
+    num_threads: int = 0  # torch intra-op threads (0 = all cores)
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Defaults < model preset < YAML file < ``--set`` overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise AsrkdError(f"config file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise AsrkdError(f"config file {p} is not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise AsrkdError(f"config file {p}: top level must be a mapping")
+    overrides = list(overrides or [])
+    model = dict(data.get("model") or {})
+    # A preset chosen on the command line still sits *under* the YAML's explicit values.
+    for o in overrides:
+        if o.split("=", 1)[0].strip() == "model.preset":
+            model["preset"] = o.split("=", 1)[1].strip()
+    data = {**data, "model": apply_preset(model)}
+    try:
+        if overrides:
+            data = apply_overrides(data, overrides, TrainConfig)
+        return from_dict(TrainConfig, data)
+    except AsrkdError as e:
+        raise AsrkdError(f"{e} (in {path})" if path else str(e)) from None

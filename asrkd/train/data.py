@@ -1,0 +1,330 @@
+"""Frame-randomised minibatches of context windows, gathered from the frame stores.
+
+Features ``(T, F)`` and labels ``(T,)`` are read per utterance from their stores, CMVN is
+applied once when a chunk of utterances is loaded, and each batch's context windows
+``(N, left + 1 + right, F)`` are gathered with one numpy fancy index into the chunk (no
+spliced copy of the corpus exists). Frames at utterance edges repeat the first/last frame.
+
+RAM is bounded by ``chunk_frames``: each epoch shuffles the utterances, cuts them into chunks
+of at most that many frames, and shuffles frames within a chunk. A corpus that fits in one
+chunk is loaded once and kept (frames are then shuffled across the whole corpus).
+
+Everything is a function of (seed, epoch, step): a resumed run asks for the batches from
+step ``k`` of epoch ``e`` and gets exactly the ones an uninterrupted run saw. Under DDP each
+global batch of ``batch_size * world`` frames is dealt to the ranks (rank r takes every
+world-th frame), so the ranks see disjoint parts of every epoch.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Protocol
+
+import numpy as np
+import torch
+
+from asrkd.cmvn import apply_cmvn
+from asrkd.errors import AsrkdError
+from asrkd.framestore import FrameStore
+from asrkd.kd_loss import SoftTargets
+
+log = logging.getLogger("asrkd.train.data")
+
+
+@dataclass
+class Batch:
+    """One minibatch. ``utts``/``frames`` key every row by (utterance, frame), so any other
+    per-frame source (soft targets) can be looked up for exactly these frames.
+
+    x: (N, W, F) float32 context windows; labels: (N,) int64; utts: (N,) int64 indices into
+    the loader's utterance list; frames: (N,) int64 frame index within the utterance;
+    soft: soft targets for the same N frames, or None (teacher training).
+    """
+
+    x: torch.Tensor
+    labels: torch.Tensor
+    utts: torch.Tensor
+    frames: torch.Tensor
+    soft: SoftTargets | None = None
+
+    @property
+    def size(self) -> int:
+        return int(self.labels.shape[0])
+
+    def to(self, device: torch.device) -> "Batch":
+        if device.type == "cpu":
+            return self
+        return Batch(
+            self.x.to(device, non_blocking=True), self.labels.to(device, non_blocking=True),
+            self.utts, self.frames, None if self.soft is None else self.soft.to(device),
+        )
+
+
+class SoftSource(Protocol):
+    """Per-frame soft targets keyed by utterance (the distillation issue's cache)."""
+
+    def load(self, utts: list[str]) -> Any:
+        """Load the targets of these utterances (a chunk), frames back to back in this order."""
+
+    def gather(self, chunk: Any, rows: np.ndarray) -> SoftTargets:
+        """Targets of chunk rows ``rows: (N,)`` (indices into the concatenated frames)."""
+
+
+def window_offsets(left: int, right: int) -> np.ndarray:
+    """``(W,)`` frame offsets of a context window: -left .. +right."""
+    return np.arange(-left, right + 1, dtype=np.int64)
+
+
+def window_index(rows: np.ndarray, start: np.ndarray, end: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Row indices ``(N, W)`` of the windows centred on ``rows: (N,)``; ``start/end: (N,)`` are
+    the first and one-past-last rows of each row's utterance (edges repeat the end frames)."""
+    idx = rows[:, None] + offsets[None, :]
+    return np.clip(idx, start[:, None], end[:, None] - 1)
+
+
+def context_windows(feats: np.ndarray, left: int, right: int) -> np.ndarray:
+    """All windows of one utterance: ``feats: (T, F)`` -> ``(T, left + 1 + right, F)``."""
+    T = feats.shape[0]
+    rows = np.arange(T, dtype=np.int64)
+    idx = window_index(rows, np.zeros(T, np.int64), np.full(T, T, np.int64), window_offsets(left, right))
+    return feats[idx]
+
+
+@dataclass
+class Chunk:
+    """Utterances loaded into RAM: feats (n, F) float32 (CMVN applied), labels (n,) int32,
+    and per row its utterance index, frame index, and its utterance's [start, end) rows."""
+
+    feats: np.ndarray
+    labels: np.ndarray
+    utt: np.ndarray
+    frame: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    soft: Any = None
+
+
+def feats_store_dir(path: Path) -> Path:
+    """``data/<set>`` or ``data/<set>/feats`` -> the feature store directory."""
+    path = Path(path)
+    return path / "feats" if (path / "feats").is_dir() else path
+
+
+def open_training_data(feats_dir: Path, labels_dir: Path) -> tuple[FrameStore, FrameStore, list[str]]:
+    """Feature store (``feats_dir`` = data dir or its ``feats/``) and label store, and their
+    common utterances (sorted), checked to agree in frame counts and feature config."""
+    feats = FrameStore(feats_store_dir(feats_dir))
+    labels = FrameStore(Path(labels_dir))
+    if "num_classes" not in labels.attrs:
+        raise AsrkdError(f"label store {labels_dir} has no num_classes attribute")
+    ffp = feats.attrs.get("fingerprint")
+    lfp = labels.attrs.get("feats_fingerprint")
+    if ffp and lfp and ffp != lfp:
+        raise AsrkdError(
+            f"labels {labels_dir} were made from features with config fingerprint {lfp[:12]}, "
+            f"but {feats_dir} has {ffp[:12]}; realign or use the matching features"
+        )
+    utts = sorted(set(feats.keys()) & set(labels.keys()))
+    if not utts:
+        raise AsrkdError(f"no utterance is in both {feats_dir} and {labels_dir}")
+    skipped = len(set(feats.keys()) - set(utts))
+    if skipped:
+        log.info("%s: %d of %d utterances have no labels (failed alignment); using %d",
+                 feats_dir, skipped, len(feats), len(utts))
+    bad = [u for u in utts if feats.num_frames(u) != labels.num_frames(u)]
+    if bad:
+        raise AsrkdError(
+            f"{len(bad)} utterance(s) have different frame counts in {feats_dir} and {labels_dir}, "
+            f"e.g. {bad[0]}: {feats.num_frames(bad[0])} vs {labels.num_frames(bad[0])}"
+        )
+    return feats, labels, utts
+
+
+class FrameLoader:
+    """Batches of one rank for a training set (see the module docstring).
+
+    cmvn: one stats entry ({"count", "sum", "sumsq"}) or None for no normalisation.
+    """
+
+    def __init__(
+        self,
+        feats: FrameStore,
+        labels: FrameStore,
+        utts: list[str],
+        left: int,
+        right: int,
+        batch_size: int,
+        cmvn: dict[str, Any] | None,
+        chunk_frames: int,
+        seed: int,
+        rank: int = 0,
+        world: int = 1,
+        prefetch: int = 2,
+        soft: SoftSource | None = None,
+    ):
+        self.feats, self.labels, self.utts = feats, labels, list(utts)
+        self.offsets = window_offsets(left, right)
+        self.batch_size, self.cmvn, self.seed = batch_size, cmvn, seed
+        self.chunk_frames = max(1, chunk_frames)
+        self.rank, self.world, self.prefetch, self.soft = rank, world, prefetch, soft
+        self.counts = np.array([feats.num_frames(u) for u in self.utts], dtype=np.int64)
+        self.total_frames = int(self.counts.sum())
+        self.in_memory = self.total_frames <= self.chunk_frames
+        self._cached: Chunk | None = None
+
+    # -- the plan of an epoch (cheap: permutations only, no data) --------------------------
+    def chunks(self, epoch: int) -> list[np.ndarray]:
+        """Utterance indices of each chunk of ``epoch``."""
+        if self.in_memory:
+            return [np.arange(len(self.utts))]
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.utts))
+        out, cur, n = [], [], 0
+        for i in order:
+            if cur and n + self.counts[i] > self.chunk_frames:
+                out.append(np.array(cur))
+                cur, n = [], 0
+            cur.append(i)
+            n += int(self.counts[i])
+        if cur:
+            out.append(np.array(cur))
+        return out
+
+    def _global_batch(self) -> int:
+        return self.batch_size * self.world
+
+    def _steps_in_chunk(self, n: int) -> int:
+        g = self._global_batch()
+        full, tail = divmod(n, g)
+        return full + (1 if tail >= self.world else 0)  # a tail too short to deal to every rank is dropped
+
+    def steps_per_epoch(self, epoch: int) -> int:
+        return sum(self._steps_in_chunk(int(self.counts[c].sum())) for c in self.chunks(epoch))
+
+    # -- loading and gathering -------------------------------------------------------------
+    def _load(self, utt_idx: np.ndarray) -> Chunk:
+        if self.in_memory and self._cached is not None:
+            return self._cached
+        counts = self.counts[utt_idx]
+        n = int(counts.sum())
+        feats = np.empty((n, self.feats.shape[0]), dtype=np.float32)
+        labels = np.empty(n, dtype=np.int32)
+        start = np.repeat(np.cumsum(counts) - counts, counts)
+        pos = 0
+        for i, c in zip(utt_idx, counts):
+            u = self.utts[i]
+            f = np.asarray(self.feats[u], dtype=np.float32)
+            feats[pos : pos + c] = apply_cmvn(f, self.cmvn) if self.cmvn is not None else f
+            labels[pos : pos + c] = self.labels[u]
+            pos += c
+        chunk = Chunk(
+            feats=feats, labels=labels,
+            utt=np.repeat(utt_idx.astype(np.int64), counts),
+            frame=np.arange(n, dtype=np.int64) - start,
+            start=start, end=start + np.repeat(counts, counts),
+            soft=None if self.soft is None else self.soft.load([self.utts[i] for i in utt_idx]),
+        )
+        if self.in_memory:
+            self._cached = chunk
+        return chunk
+
+    def gather(self, chunk: Chunk, rows: np.ndarray) -> Batch:
+        """The batch of chunk rows ``rows: (N,)``."""
+        idx = window_index(rows, chunk.start[rows], chunk.end[rows], self.offsets)
+        return Batch(
+            x=torch.from_numpy(chunk.feats[idx]),
+            labels=torch.from_numpy(chunk.labels[rows].astype(np.int64)),
+            utts=torch.from_numpy(chunk.utt[rows]),
+            frames=torch.from_numpy(chunk.frame[rows]),
+            soft=None if self.soft is None else self.soft.gather(chunk.soft, rows),
+        )
+
+    def _rows(self, epoch: int, start_step: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
+        """(chunk number, its utterance indices, this rank's rows) of every step from ``start_step``."""
+        g = self._global_batch()
+        step = 0
+        for ci, utt_idx in enumerate(self.chunks(epoch)):
+            n = int(self.counts[utt_idx].sum())
+            steps = self._steps_in_chunk(n)
+            if step + steps <= start_step:
+                step += steps  # skipped without loading or shuffling
+                continue
+            perm = np.random.default_rng([self.seed, epoch, ci]).permutation(n)
+            for s in range(steps):
+                if step >= start_step:
+                    yield ci, utt_idx, perm[s * g : (s + 1) * g][self.rank :: self.world]
+                step += 1
+
+    def batches(self, epoch: int, start_step: int = 0) -> Iterator[Batch]:
+        """This rank's batches of ``epoch`` from step ``start_step`` (gathered ahead by a
+        background thread when ``prefetch`` > 0, so the step rarely waits for data)."""
+
+        def produce() -> Iterator[Batch]:
+            loaded: tuple[int, Chunk] | None = None
+            for ci, utt_idx, rows in self._rows(epoch, start_step):
+                if loaded is None or loaded[0] != ci:
+                    loaded = (ci, self._load(utt_idx))
+                yield self.gather(loaded[1], rows)
+
+        if self.prefetch <= 0:
+            yield from produce()
+            return
+        yield from _background(produce(), self.prefetch)
+
+
+_END = object()
+
+
+def _background(it: Iterator[Batch], depth: int) -> Iterator[Batch]:
+    """Run ``it`` in a daemon thread, ``depth`` items ahead; re-raise its errors here."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def work() -> None:
+        try:
+            for item in it:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(_END)
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer
+            q.put(e)
+
+    t = threading.Thread(target=work, name="asrkd-loader", daemon=True)
+    t.start()
+    try:
+        while True:
+            item = q.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+
+
+def eval_batches(
+    feats: FrameStore, labels: FrameStore, utts: list[str], left: int, right: int,
+    batch_size: int, cmvn: dict[str, Any] | None,
+) -> Iterator[Batch]:
+    """Every frame of ``utts`` in order (no shuffling), batched, for dev/test metrics."""
+    offsets = window_offsets(left, right)
+    for i, u in enumerate(utts):
+        f = np.asarray(feats[u], dtype=np.float32)
+        f = apply_cmvn(f, cmvn) if cmvn is not None else f
+        y = np.asarray(labels[u]).astype(np.int64)
+        T = f.shape[0]
+        for s in range(0, T, batch_size):
+            rows = np.arange(s, min(T, s + batch_size), dtype=np.int64)
+            idx = window_index(rows, np.zeros_like(rows), np.full_like(rows, T), offsets)
+            yield Batch(torch.from_numpy(f[idx]), torch.from_numpy(y[rows]),
+                        torch.full((len(rows),), i, dtype=torch.int64), torch.from_numpy(rows))

@@ -1,0 +1,85 @@
+"""One optimisation step (forward, loss, backward, clip, update): the compute core.
+
+Kept apart from the loop so the benchmark (tools/bench_train.py) times exactly the code that
+trains. Mixed precision: fp32 master weights, bf16 (CPU) / fp16 or bf16 (GPU) autocast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from asrkd.train.config import TrainConfig
+from asrkd.train.data import Batch
+from asrkd.train.loss import training_loss
+
+
+def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
+    """``cfg.precision`` with "auto" decided for this device: bf16 / fp16 / fp32."""
+    if cfg.precision != "auto":
+        return cfg.precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
+
+
+def autocast_for(cfg: TrainConfig, device: torch.device) -> Callable[[], Any]:
+    """A factory of autocast contexts for the resolved precision (nullcontext for fp32)."""
+    prec = resolve_precision(cfg, device)
+    if prec == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if prec == "bf16" else torch.float16
+    return lambda: torch.autocast(device.type, dtype=dtype)
+
+
+def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    # Fused kernels (CPU and GPU): one pass over each parameter per step.
+    if o.name == "adam":
+        return torch.optim.Adam(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps,
+                                weight_decay=o.weight_decay, fused=True)
+    return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, fused=True)
+
+
+@dataclass
+class StepResult:
+    ok: bool  # False: the loss or gradient was non-finite and the update was skipped
+    loss: float  # batch mean loss
+    correct: int  # frames whose argmax logit is the hard label
+
+
+class Stepper:
+    """Performs training steps of ``net`` (``model`` or its DDP wrapper) with ``optimizer``.
+
+    ``distributed``: the finite check then uses only the (all-reduced, identical) gradient norm,
+    so every rank makes the same skip decision.
+    """
+
+    def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                 cfg: TrainConfig, device: torch.device, distributed: bool = False):
+        self.net, self.model, self.optimizer, self.cfg = net, model, optimizer, cfg
+        self.autocast = autocast_for(cfg, device)
+        self.distributed = distributed
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
+
+    def step(self, batch: Batch, lr: float) -> StepResult:
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        with self.autocast():
+            logits = self.net(batch.x)
+        loss = training_loss(logits.float(), batch, self.cfg.loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        norm = torch.nn.utils.clip_grad_norm_(self.params, self.max_norm, foreach=True)
+        ok = bool(torch.isfinite(norm))
+        if not self.distributed:  # a rank-local loss check would let DDP ranks disagree
+            ok = ok and bool(torch.isfinite(loss.total))
+        if ok:
+            self.optimizer.step()
+        correct = int((logits.detach().argmax(-1) == batch.labels).sum())
+        return StepResult(ok, float(loss.total.detach()), correct)

@@ -1,0 +1,80 @@
+"""The frame store: round trip, parts, frame-count checks, incomplete stores, corruption."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from asrkd.errors import AsrkdError
+from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done, write_store
+
+
+def _arrays(n: int, dim: int, seed: int = 0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return {f"spk-{i:03d}": rng.standard_normal((int(rng.integers(1, 30)), dim)).astype(np.float32) for i in range(n)}
+
+
+def test_round_trip_float_and_int(tmp_path):
+    feats = _arrays(5, 4)
+    store = write_store(tmp_path / "f", feats.items(), np.float32, (4,), attrs={"k": "v"})
+    assert store.keys() == sorted(feats) and store.attrs == {"k": "v"}
+    for u, a in feats.items():
+        np.testing.assert_array_equal(store[u], a)
+        assert store.num_frames(u) == len(a)
+    labels = {u: np.arange(len(a), dtype=np.int32) for u, a in feats.items()}
+    lab = write_store(tmp_path / "l", labels.items(), np.int32, ())
+    assert lab["spk-002"].shape == (len(feats["spk-002"]),)
+    np.testing.assert_array_equal(lab["spk-002"], labels["spk-002"])
+
+
+def test_multiple_parts_merge(tmp_path):
+    feats = _arrays(7, 3)
+    utts = sorted(feats)
+    for name, chunk in (("0", utts[:3]), ("1", utts[3:])):
+        with PartWriter(tmp_path, name, np.float32, (3,)) as w:
+            for u in chunk:
+                w.add(u, feats[u])
+        assert part_done(tmp_path, name)
+    store = finalize_store(tmp_path, np.float32, (3,), expected_frames={u: len(a) for u, a in feats.items()})
+    assert len(store) == 7 and store.total_frames == sum(len(a) for a in feats.values())
+    for u in utts:
+        np.testing.assert_array_equal(store[u], feats[u])
+
+
+def test_frame_count_mismatch_raises(tmp_path):
+    feats = _arrays(3, 2)
+    expected = {u: len(a) for u, a in feats.items()}
+    expected["spk-001"] += 1
+    with pytest.raises(AsrkdError, match="spk-001"):
+        write_store(tmp_path, feats.items(), np.float32, (2,), expected_frames=expected)
+    assert not (tmp_path / ".done").exists()
+
+
+def test_check_frames_and_wrong_shape(tmp_path):
+    feats = _arrays(2, 2)
+    store = write_store(tmp_path / "s", feats.items(), np.float32, (2,))
+    with pytest.raises(AsrkdError, match="missing"):
+        store.check_frames({**{u: len(a) for u, a in feats.items()}, "spk-999": 3})
+    with pytest.raises(AsrkdError, match="row shape"):
+        with PartWriter(tmp_path / "t", "0", np.float32, (2,)) as w:
+            w.add("u", np.zeros((3, 5), np.float32))
+    assert not part_done(tmp_path / "t", "0")  # the failed part left nothing that looks complete
+
+
+def test_incomplete_store_refused(tmp_path):
+    w = PartWriter(tmp_path, "0", np.float32, (2,))
+    w.add("a", np.zeros((2, 2), np.float32))
+    w.close()  # part written, store never finalised (as after a kill)
+    with pytest.raises(AsrkdError, match="incomplete"):
+        FrameStore(tmp_path)
+
+
+def test_verify_detects_flipped_byte(tmp_path):
+    store = write_store(tmp_path, _arrays(3, 4).items(), np.float32, (4,))
+    assert store.verify() == []
+    part = tmp_path / "part-0.bin"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    part.write_bytes(bytes(data))
+    problems = FrameStore(tmp_path).verify()
+    assert len(problems) == 1 and "checksum" in problems[0]
