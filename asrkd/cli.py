@@ -7,7 +7,9 @@ Each subcommand lives in ``asrkd/commands/<name>.py`` and defines::
     def add_arguments(p: argparse.ArgumentParser) -> None: ...
     def run(args: argparse.Namespace) -> int | None: ...
 
-Modules are discovered automatically, so adding a command touches no shared file.
+Modules are discovered automatically, so adding a command touches no shared file. The module
+file is the command name with ``_`` for ``-``; when the command line names a command, only its
+module is imported (importing torch for every command costs seconds at start-up).
 """
 
 from __future__ import annotations
@@ -25,16 +27,23 @@ from asrkd.logs import setup_logging
 log = logging.getLogger("asrkd.cli")
 
 
-def _command_modules() -> list:
-    mods = []
-    for info in pkgutil.iter_modules(commands.__path__):
-        if info.name.startswith("_"):
-            continue
-        mods.append(importlib.import_module(f"asrkd.commands.{info.name}"))
+def _command_modules(only: str | None = None) -> list:
+    names = [i.name for i in pkgutil.iter_modules(commands.__path__) if not i.name.startswith("_")]
+    if only is not None and only.replace("-", "_") in names:
+        names = [only.replace("-", "_")]
+    mods = [importlib.import_module(f"asrkd.commands.{n}") for n in names]
     return sorted(mods, key=lambda m: m.NAME)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _named_command(argv: list[str]) -> str | None:
+    """The first non-option word of ``argv`` (the subcommand), if any."""
+    for a in argv:
+        if not a.startswith("-"):
+            return a
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asrkd",
         description="Distil an ensemble of hybrid DNN-HMM acoustic models into one student.",
@@ -43,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
-    for mod in _command_modules():
+    for mod in _command_modules(only):
         p = sub.add_parser(mod.NAME, help=mod.HELP, description=mod.HELP)
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
@@ -51,7 +60,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose)
     log.debug("command line: %s", " ".join(sys.argv))

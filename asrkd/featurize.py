@@ -11,7 +11,7 @@ Outputs (DESIGN.md on-disk contract)::
 
 Atomicity and resumption: the sorted utterances are split into ``nj`` contiguous jobs; job j
 writes part ``j`` of the store and, just before closing it, ``job-<j>.json`` (its skipped
-inputs, durations and CMVN sums). A part is complete when its index exists, so a killed run
+inputs, sample counts and CMVN sums). A part is complete when its index exists, so a killed run
 leaves no ``.done``; a rerun with the same plan (``plan.json``: fingerprint, job split and
 the data directory's audio entries) keeps the finished parts and redoes the rest, any other
 rerun starts over. The store's ``.done`` is written last of all outputs.
@@ -30,9 +30,9 @@ from typing import Any, Iterator
 import numpy as np
 
 from asrkd.audio import load_audio
-from asrkd.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.datadir import DataDir, Segment, read_data_dir, write_table
+from asrkd.datadir import DataDir, Segment, read_data_dir, read_table, write_table
 from asrkd.errors import AsrkdError
 from asrkd.features import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
@@ -47,7 +47,7 @@ FEATS_DIR = "feats"
 
 @dataclass(frozen=True)
 class _Job:
-    """One worker's share: ``utts`` with their audio spec and segment."""
+    """One worker's share of the utterances (contiguous in sorted order) and how to treat them."""
 
     index: int
     out_dir: Path
@@ -207,8 +207,6 @@ def _read_skipped(out_dir: Path) -> dict[str, str]:
     path = out_dir / "skipped"
     if not path.is_file():
         return {}
-    from asrkd.datadir import read_table
-
     return read_table(path)
 
 
@@ -247,6 +245,10 @@ def compute_feats(
         if out_dir.exists() and (not plan_path.is_file() or read_json(plan_path) != plan):
             log.info("%s holds an unfinished run of another plan; starting over", out_dir)
             remove_tree(out_dir)
+    # The tables that describe the store go until the new store is complete (utt2dur may come
+    # from data preparation and stays).
+    for stale in (data_dir / "utt2num_frames", data_dir / CMVN_FILE):
+        stale.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "plan.json", plan)
 
@@ -287,6 +289,8 @@ def _finalize(
     if skipped:
         write_table(out_dir / "skipped", {u: r.replace("\n", " ") for u, r in skipped.items()})
         log.warning("skipped %d bad utterance(s), listed in %s", len(skipped), out_dir / "skipped")
+    else:
+        (out_dir / "skipped").unlink(missing_ok=True)
     save_config(cfg, out_dir / "config.yaml")
     attrs = {"feature_config": to_dict(cfg), "fingerprint": plan["fingerprint"], "inputs_sha256": plan["inputs_sha256"]}
     store = finalize_store(out_dir, np.float32, (cfg.dim,), attrs, expected_frames=expected)

@@ -70,8 +70,10 @@ def test_sentencepiece_4000_pieces(tmp_path: Path) -> None:
     """Senone-scale inventories: 4000 pieces x 3 states (+ silence)."""
     rng = np.random.default_rng(0)
     syl = [a + b for a in "BCDFGHKLMNPRSTVZ" for b in ("A", "E", "I", "O", "U", "AI", "OU")]
-    words = ["".join(rng.choice(syl, rng.integers(1, 4))) for _ in range(12000)]
-    texts = [" ".join(rng.choice(words, 12)) for _ in range(12000)]
+    picks = rng.integers(0, len(syl), (12000, 3))
+    lens = rng.integers(1, 4, 12000)
+    words = ["".join(syl[i] for i in row[:n]) for row, n in zip(picks, lens)]
+    texts = [" ".join(words[i] for i in row) for row in rng.integers(0, len(words), (12000, 12))]
     lang = make_lang(texts, tmp_path / "lang", LangConfig(vocab_size=4000))
     assert len(lang.units) == 4001
     assert lang.num_classes == 4000 * 3 + 3

@@ -1,6 +1,7 @@
 """Frame labels -> unit and word segments -> CTM files (and back).
 
-CTM lines are ``<utt> 1 <start_s> <dur_s> <token>``. Segment times follow the one convention of
+CTM lines are ``<utt> 1 <start_s> <dur_s> <token>`` (4 decimals: frame boundaries fall on
+2.5 ms multiples, 10 i + 7.5 ms). Segment times follow the one convention of
 :mod:`asrkd.framing`: a segment of frames ``[a, b)`` runs from ``boundary_time(a)`` to
 ``boundary_time(b)`` (midway between neighbouring frame centres).
 
@@ -66,7 +67,7 @@ def write_ctm(path: Path, ctm: dict[str, list[Segment]]) -> None:
     lines = []
     for utt in sorted(ctm):
         for tok, start, end in ctm[utt]:
-            lines.append(f"{utt} 1 {start:.3f} {end - start:.3f} {tok}\n")
+            lines.append(f"{utt} 1 {start:.4f} {end - start:.4f} {tok}\n")
     atomic_write_text(Path(path), "".join(lines))
 
 

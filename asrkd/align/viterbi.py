@@ -129,7 +129,7 @@ def viterbi(
     saved = np.empty(num_skip, dtype=np.float64)
 
     score = np.full(n + 1, NEG_INF, dtype=np.float64)  # score[j + 1] is node j; score[0] = -inf
-    bp = np.zeros((T, n), dtype=np.int8)
+    bp = np.empty((T, n), dtype=np.int8)  # only band cells are written, and only they are read back
     lo = 0
     hi = -1
     for t in range(T):

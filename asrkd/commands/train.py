@@ -19,6 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dev-labels", required=True, type=Path, help="dev label store")
     p.add_argument("--out", required=True, type=Path, help="experiment dir (exp/<name>)")
     p.add_argument("--seed", type=int, default=None, help="shortcut for --set seed=N")
+    p.add_argument("--soft-targets", type=Path, default=None, metavar="CACHE_DIR",
+                   help="student: soft-target cache (asrkd cache-targets) read with loss.soft_weight > 0")
+    p.add_argument("--teacher", action="append", default=[], metavar="CKPT",
+                   help="student, online reference mode: teacher checkpoint run inside the loop (repeat)")
     add_force_arg(p)
 
 
@@ -28,5 +32,11 @@ def run(args: argparse.Namespace) -> int:
 
     overrides = list(args.overrides) + ([f"seed={args.seed}"] if args.seed is not None else [])
     cfg = load_train_config(args.config, overrides)
-    train(cfg, TrainData(args.feats, args.labels, args.dev_feats, args.dev_labels), args.out, force=args.force)
+    soft = None
+    if args.soft_targets is not None or args.teacher:
+        from asrkd.softtargets.source import training_soft_source
+
+        soft = training_soft_source(args.feats, args.labels, cfg.loss.temperature, args.soft_targets, args.teacher)
+    train(cfg, TrainData(args.feats, args.labels, args.dev_feats, args.dev_labels, soft=soft), args.out,
+          force=args.force)
     return 0

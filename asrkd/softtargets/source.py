@@ -224,3 +224,29 @@ class OnlineTeacherSource:
                     x = (x - norm[0]) / norm[1]
                 logits.append(t.module(x).float())
         return online_targets(logits, self.T, self.combine, self.format)
+
+
+def training_soft_source(
+    feats_dir: Path,
+    labels_dir: Path,
+    T: float,
+    cache: Path | None = None,
+    teachers: Sequence[str] = (),
+    combine: str = "mean",
+) -> CachedSource | OnlineTeacherSource:
+    """The soft source of ``asrkd train``: a cache (checked against the run's features, labels,
+    frame counts and T) or, with teacher checkpoints, the online reference (dense targets)."""
+    from asrkd.train.data import open_training_data
+
+    if (cache is None) == (not teachers):
+        raise AsrkdError("give either a soft-target cache or online teachers, not both or neither")
+    feats, labels, utts = open_training_data(Path(feats_dir), Path(labels_dir))
+    if cache is not None:
+        return open_cached_source(Path(cache), T=T, feats=feats, labels=labels, utts=utts)
+    from asrkd.softtargets.teachers import check_teachers, load_teacher
+
+    loaded = [load_teacher(Path(p)) for p in teachers]
+    num_classes, lang_fp = check_teachers(loaded, feats.attrs.get("fingerprint"))
+    if num_classes != int(labels.attrs["num_classes"]) or (lang_fp and lang_fp != labels.attrs.get("lang_fingerprint")):
+        raise AsrkdError(f"online teachers' label inventory differs from {labels_dir}")
+    return OnlineTeacherSource(loaded, feats, T, combine)

@@ -119,10 +119,18 @@ def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False) -> 
     if is_done(out) and not force:
         log.info("%s is complete; skipping (use --force to retrain)", out)
         return load_checkpoint(out / FINAL)["metrics"]
-    device = resolve_device(cfg)
-    dist_info = init_distributed(device)
+    threads = torch.get_num_threads()
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
+    try:
+        return _train(cfg, data, out, force)
+    finally:
+        torch.set_num_threads(threads)  # the caller's process keeps its own setting
+
+
+def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[dict[str, Any]]:
+    device = resolve_device(cfg)
+    dist_info = init_distributed(device)
     autocast = autocast_for(cfg, device)  # for dev metrics; the Stepper has its own
 
     # ---- data -----------------------------------------------------------------------------

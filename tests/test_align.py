@@ -1,0 +1,131 @@
+"""Flat-start alignment end to end on synthetic 'speech' with known segmentations.
+
+Every HMM state of every grapheme gets its own mean pattern over 40 'filterbank' bins, silence
+is low-energy noise; utterances are random words with random durations and random pauses. The
+aligner must find the word boundaries from transcripts alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asrkd.align.ctm import read_ctm, write_ctm
+from asrkd.align.labels import read_failed
+from asrkd.cli import main
+from asrkd.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.datadir import write_table
+from asrkd.framestore import FrameStore, write_store
+from asrkd.framing import boundary_time
+from asrkd.lang import load_lang
+
+LETTERS = "ABCDE"
+WORDS = ["AB", "CAD", "EBA", "DEC", "BE", "ACE"]
+
+
+def _make_set(d: Path, n_utts: int, seed: int, means: np.ndarray, short: bool = False) -> None:
+    """Write a data dir with feats/, utt2num_frames, cmvn.json, text and a reference word CTM."""
+    rng = np.random.default_rng(seed)
+    feats, text, ref = {}, {}, {}
+    for i in range(n_utts):
+        utt = f"spk1-u{i:03d}"
+        words = list(rng.choice(WORDS, rng.integers(2, 5)))
+        frames, segs, t = [], [], 0
+
+        def emit(mean: np.ndarray, n: int) -> None:
+            frames.append(mean[None, :] + rng.normal(0, 1.0, (n, 40)))
+
+        n = int(rng.integers(8, 20))
+        emit(means[0], n)
+        t += n
+        for w_i, w in enumerate(words):
+            if w_i > 0 and rng.random() < 0.4:
+                n = int(rng.integers(5, 15))
+                emit(means[0], n)
+                t += n
+            start = t
+            for ch in w:
+                for k in range(3):
+                    n = int(rng.integers(2, 6))
+                    emit(means[1 + 3 * LETTERS.index(ch) + k], n)
+                    t += n
+            segs.append((w, float(boundary_time(start)), float(boundary_time(t))))
+        n = int(rng.integers(8, 20))
+        emit(means[0], n)
+        t += n
+        x = np.concatenate(frames).astype(np.float32)
+        if short and i == 0:
+            x, words, segs = x[:5], ["ACE", "DEC"], []
+        feats[utt], text[utt] = x, " ".join(words)
+        if segs:
+            ref[utt] = segs
+    d.mkdir(parents=True)
+    write_table(d / "text", text)
+    write_table(d / "utt2spk", {u: "spk1" for u in text})
+    write_table(d / "spk2utt", {"spk1": " ".join(sorted(text))})
+    write_table(d / "wav.scp", {u: f"/nonexistent/{u}.wav" for u in text})
+    write_table(d / "utt2num_frames", {u: str(len(x)) for u, x in feats.items()})
+    write_store(d / "feats", sorted(feats.items()), np.float32, (40,), {"fingerprint": "synthetic-fbank"})
+    acc = CmvnAccumulator(40)
+    for u, x in feats.items():
+        acc.add("spk1", x)
+    write_cmvn(d, acc.to_json())
+    write_ctm(d / "ref_word.ctm", ref)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("ali")
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 2.5, (1 + 3 * len(LETTERS), 40))
+    means[0] = -4.0  # silence: low energy in every bin
+    _make_set(root / "train", 60, 1, means, short=True)
+    _make_set(root / "test", 15, 2, means)
+    assert main(["make-units", str(root / "train"), str(root / "lang"), "--set", "unit_type=grapheme"]) == 0
+    return root
+
+
+def test_flat_start_recovers_word_boundaries(corpus: Path) -> None:
+    rc = main(["align", str(corpus / "train"), str(corpus / "lang"), "--exp", str(corpus / "exp"),
+               "--set", "iterations=8", "--set", "mixup_iterations=4", "--set", "max_gauss=60"])
+    assert rc == 0
+    store = FrameStore(corpus / "train" / "labels" / "flatstart")
+    lang = load_lang(corpus / "lang")
+    assert store.attrs["num_classes"] == lang.num_classes
+    assert store.attrs["lang_fingerprint"] == lang.fingerprint
+    assert store.attrs["feats_fingerprint"] == "synthetic-fbank"
+    # The 5-frame utterance is listed as failed, not stored; all others are, with full length.
+    failed = read_failed(corpus / "train" / "labels" / "flatstart")
+    assert list(failed) == ["spk1-u000"] and failed["spk1-u000"].startswith("too-short")
+    assert len(store) == 59
+    feats = FrameStore(corpus / "train" / "feats")
+    for u in store.keys():
+        assert store.num_frames(u) == feats.num_frames(u)
+    # Dev/test alignment with the trained model, then scoring.
+    assert main(["align", str(corpus / "test"), str(corpus / "lang"),
+                 "--model", str(corpus / "exp" / "final.gmm.npz")]) == 0
+    labels = corpus / "test" / "labels" / "flatstart"
+    assert main(["score-ali", str(labels), "--ref-word", str(corpus / "test" / "ref_word.ctm")]) == 0
+    import json
+
+    score = json.loads((labels / "score_ali.json").read_text())["word"]
+    assert score["utterances"] == 15 and score["mismatched"] == 0
+    assert score["within_20ms"] >= 90.0, score
+    metrics = json.loads((corpus / "exp" / "metrics.json").read_text())
+    curve = metrics["curve"]
+    assert len(curve) == 8
+    # Training improves the likelihood of the alignment and the labels settle.
+    assert curve[-1]["avg_loglik"] > curve[0]["avg_loglik"]
+    assert curve[-1]["changed"] < 0.05 < curve[0]["changed"]
+
+
+def test_model_for_another_lang_is_refused(corpus: Path, tmp_path: Path) -> None:
+    if not (corpus / "exp" / "final.gmm.npz").is_file():
+        pytest.skip("needs the trained model of the previous test")
+    main(["make-units", str(corpus / "train"), str(tmp_path / "lang2"), "--set", "unit_type=grapheme",
+          "--set", "sil_prob=0.3"])
+    rc = main(["align", str(corpus / "test"), str(tmp_path / "lang2"), "--name", "other",
+               "--model", str(corpus / "exp" / "final.gmm.npz")])
+    assert rc == 2

@@ -1,0 +1,136 @@
+"""``train`` benchmark: the training step's speed on this machine (the compute core).
+
+Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 2048 frames):
+
+- ``bf16_matmul_tflops``: best rate of bf16 matmuls of the hinton2015 layer shapes (forward,
+  input-gradient and weight-gradient layouts), best of several repeats - the machine's ceiling.
+- ``train_frames_per_s_hinton2015`` / ``train_frames_per_s_cpu``: frames per second of the real
+  loader + step (:class:`asrkd.train.data.FrameLoader`, :class:`asrkd.train.step.Stepper`) on a
+  synthetic frame store, best window of ``--runs`` timed windows.
+- ``train_mfu_hinton2015``: model FLOPs/s during training (forward + backward = 3 x forward
+  matmul FLOPs) / ``bf16_matmul_tflops``.
+- ``loader_overhead_frac`` (hinton2015) / ``loader_overhead_frac_cpu``: share of step time spent
+  waiting for the next batch.
+- ``load_avg_1min_start`` / ``_end``: the machine's load average around the run (2 cores are
+  shared; a load above ~2 means the figures are pessimistic).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from bench_common import say
+
+BATCH = 2048
+CLASSES = 2000
+
+
+def _matmul_peak(repeats: int = 8) -> float:
+    import torch
+
+    shapes = [(BATCH, 26 * 40, 2560), (BATCH, 2560, 2560), (BATCH, 2560, CLASSES)]
+    best = 0.0
+    for m, k, n in shapes:
+        a = torch.randn(m, k, dtype=torch.bfloat16)
+        b = torch.randn(k, n, dtype=torch.bfloat16)
+        bt = b.t().contiguous()
+        for f in (lambda: a @ b, lambda: a @ bt.t()):
+            f()
+            for _ in range(repeats):
+                t = time.perf_counter()
+                f()
+                f()
+                best = max(best, 2 * 2 * m * k * n / (time.perf_counter() - t) / 1e12)
+    return best
+
+
+def _make_store(root: Path, num_utts: int = 60, frames: int = 600) -> None:
+    import numpy as np
+
+    from asrkd.cmvn import CmvnAccumulator, write_cmvn
+    from asrkd.framestore import write_store
+
+    rng = np.random.default_rng(0)
+    feats = [(f"u{i:04d}", rng.normal(size=(frames, 40)).astype(np.float32)) for i in range(num_utts)]
+    labels = [(u, rng.integers(0, CLASSES, len(f)).astype(np.int32)) for u, f in feats]
+    acc = CmvnAccumulator(40)
+    for u, f in feats:
+        acc.add("s", f)
+    write_store(root / "feats", feats, "float32", (40,), attrs={"fingerprint": "bench"})
+    write_cmvn(root, acc.to_json())
+    write_store(root / "labels", labels, "int32", (), attrs={"num_classes": CLASSES, "feats_fingerprint": "bench"})
+
+
+def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[float, float]:
+    """(frames/s, loader wait fraction) of the best timed window of ``steps`` steps."""
+    import torch
+
+    from asrkd.cmvn import load_cmvn
+    from asrkd.models import build_model, with_num_classes
+    from asrkd.train.config import load_train_config
+    from asrkd.train.data import FrameLoader, open_training_data
+    from asrkd.train.step import Stepper, make_optimizer
+
+    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", "precision=bf16"])
+    mc = with_num_classes(cfg.model, CLASSES)
+    torch.manual_seed(0)
+    model = build_model(mc)
+    stepper = Stepper(model, model, make_optimizer(list(model.parameters()), cfg), cfg, torch.device("cpu"))
+    feats, labels, utts = open_training_data(root, root / "labels")
+    loader = FrameLoader(feats, labels, utts, mc.left_context, mc.right_context, BATCH,
+                         load_cmvn(root)["global"], cfg.data.chunk_frames, 0, prefetch=cfg.data.prefetch)
+
+    def batches():
+        epoch = 0
+        while True:
+            yield from loader.batches(epoch)
+            epoch += 1
+
+    it = batches()
+    for _ in range(2):  # warm-up: allocator, oneDNN primitive cache
+        stepper.step(next(it), 1e-4)
+    best_fps, best_wait = 0.0, 1.0
+    for _ in range(windows):
+        wait = 0.0
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            tw = time.perf_counter()
+            b = next(it)
+            wait += time.perf_counter() - tw
+            stepper.step(b, 1e-4)
+        total = time.perf_counter() - t0
+        if steps * BATCH / total > best_fps:
+            best_fps, best_wait = steps * BATCH / total, wait / total
+    return best_fps, best_wait
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    import torch
+
+    from asrkd.models import ModelConfig, PRESETS, forward_flops_per_frame
+
+    torch.set_num_threads(os.cpu_count() or 1)
+    out: dict[str, float] = {"load_avg_1min_start": os.getloadavg()[0]}
+    say("[bench] train: bf16 matmul peak ...")
+    peak = _matmul_peak()
+    out["bf16_matmul_tflops"] = peak
+    runs = max(2, min(getattr(args, "runs", 3), 3))
+    with tempfile.TemporaryDirectory(prefix="asrkd-bench-train-") as tmp:
+        root = Path(tmp)
+        _make_store(root)
+        say("[bench] train: hinton2015 steps ...")
+        fps, wait = _train_speed(root, "hinton2015", steps=5, windows=runs)
+        out["train_frames_per_s_hinton2015"] = fps
+        out["loader_overhead_frac"] = wait
+        flops = forward_flops_per_frame(ModelConfig(**PRESETS["hinton2015"], num_classes=CLASSES))
+        out["train_mfu_hinton2015"] = 3 * flops * fps / (peak * 1e12)
+        say("[bench] train: cpu preset steps ...")
+        fps, wait = _train_speed(root, "cpu", steps=30, windows=runs)
+        out["train_frames_per_s_cpu"] = fps
+        out["loader_overhead_frac_cpu"] = wait
+    out["load_avg_1min_end"] = os.getloadavg()[0]
+    return out
