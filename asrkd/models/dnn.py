@@ -1,8 +1,12 @@
 """The paper's DNN: spliced context window -> N x (affine + ReLU + dropout) -> affine logits.
 
 Weights are stored input-major, ``(in, out)``, so the forward matmul is ``x @ W`` with both
-operands contiguous (oneDNN's fastest bf16 layout here; see tools/bench_train.py). The bias is
-added separately rather than through ``addmm``, whose bf16 path is markedly slower on this CPU.
+operands contiguous. Each layer is one autograd function (:class:`_Affine`) whose forward adds
+the bias and applies the ReLU in place on the matmul output, and whose backward takes the ReLU
+mask from that output: fewer passes over the activations and fewer temporaries than the
+``addmm``/``relu`` autograd graph, which matters on a memory-bound CPU (tools/bench_train.py).
+Under autocast the fp32 master weights are cast to the autocast dtype once per forward and the
+weight gradients are returned in fp32 for the optimiser.
 """
 
 from __future__ import annotations
@@ -13,6 +17,33 @@ import torch
 from torch import nn
 
 from asrkd.models import ModelConfig
+
+
+class _Affine(torch.autograd.Function):
+    """``relu?(h @ w + b)``: h (N, in) compute dtype; w (in, out), b (out,) fp32 masters."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool) -> torch.Tensor:
+        wc = w.to(h.dtype)
+        z = torch.mm(h, wc)
+        z.add_(b.to(h.dtype))
+        if relu:
+            z.relu_()
+        ctx.relu = relu
+        ctx.save_for_backward(h, wc, z if relu else None)
+        ctx.w_dtype = w.dtype
+        return z
+
+    @staticmethod
+    def backward(ctx, dz: torch.Tensor):  # type: ignore[override]
+        h, wc, z = ctx.saved_tensors
+        if ctx.relu:
+            dz = torch.ops.aten.threshold_backward(dz, z, 0)
+        dz = dz.to(wc.dtype)
+        dh = torch.mm(dz, wc.t()) if ctx.needs_input_grad[0] else None
+        dw = torch.mm(h.t(), dz).to(ctx.w_dtype)
+        db = dz.sum(0, dtype=torch.float32).to(ctx.w_dtype)
+        return dh, dw, db, None
 
 
 class DNN(nn.Module):
@@ -26,11 +57,8 @@ class DNN(nn.Module):
         self.biases = nn.ParameterList()
         for i, (a, b) in enumerate(zip(dims[:-1], dims[1:])):
             w = torch.empty(a, b)
-            if i < len(dims) - 2:
-                # He initialisation keeps activations' scale through a deep ReLU stack.
-                nn.init.normal_(w, std=math.sqrt(2.0 / a))
-            else:
-                nn.init.normal_(w, std=math.sqrt(1.0 / a))
+            # He initialisation keeps the activations' scale through a deep ReLU stack.
+            nn.init.normal_(w, std=math.sqrt((2.0 if i < len(dims) - 2 else 1.0) / a))
             self.weights.append(nn.Parameter(w))
             self.biases.append(nn.Parameter(torch.zeros(b)))
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout > 0 else nn.Identity()
@@ -41,10 +69,11 @@ class DNN(nn.Module):
             f"expected (N, {cfg.window}, {cfg.feat_dim}), got {tuple(x.shape)}"
         )
         h = x.reshape(x.shape[0], -1)
+        if torch.is_autocast_enabled(h.device.type):
+            h = h.to(torch.get_autocast_dtype(h.device.type))
         last = len(self.weights) - 1
         for i, (w, b) in enumerate(zip(self.weights, self.biases)):
-            h = torch.matmul(h, w)
-            h = h + b.to(h.dtype)
+            h = _Affine.apply(h, w, b, i < last)
             if i < last:
-                h = self.dropout(torch.relu(h))
+                h = self.dropout(h)
         return h

@@ -19,8 +19,6 @@ without a phone the utterance is dropped.
 from __future__ import annotations
 
 import ctypes as C
-import threading
-
 import numpy as np
 
 from ..reference import SIL, Synthesis, Timed, TimingError, merge_pauses, words_from_groups
@@ -51,8 +49,6 @@ _CALLBACK = C.CFUNCTYPE(C.c_int, C.POINTER(C.c_short), C.c_int, C.POINTER(_Event
 class Espeak:
     """One per process (the library has global state). ``voice`` names are ``<lang>+<variant>``,
     e.g. ``en-gb-scotland+f2``."""
-
-    _lock = threading.Lock()
 
     def __init__(self) -> None:
         self.lib = C.CDLL("libespeak-ng.so.1")
@@ -91,16 +87,23 @@ class Espeak:
         return audio, self._events
 
     def _phone_count(self, word: str, voice: str, rate: int, pitch: int) -> int:
+        """Phones (of positive length, not pauses) of ``word`` spoken alone."""
         key = (voice, rate, pitch, word.lower())
         if key not in self._count_cache:
-            _, events = self._run(word.lower(), voice, rate, pitch)
+            audio, events = self._run(word.lower(), voice, rate, pitch)
+            starts = [s for t, _, s, n in events if t == _EV_PHONEME] + [len(audio)]
+            names = [n for t, _, _, n in events if t == _EV_PHONEME]
             self._count_cache[key] = sum(
-                1 for t, _, _, n in events if t == _EV_PHONEME and not n.startswith("_")
+                1 for n, a, b in zip(names, starts, starts[1:]) if b > a and not n.startswith("_")
             )
         return self._count_cache[key]
 
     def synthesize(self, sent: Sentence, voice: str, rate: int, pitch: int) -> Synthesis:
-        """Speak ``sent.synth``; ``rate`` in words per minute, ``pitch`` 0-99."""
+        """Speak ``sent.synth``; ``rate`` in words per minute, ``pitch`` 0-99.
+
+        Call it in a fresh process (:func:`..isolate.run_isolated`): libespeak-ng keeps state
+        between utterances, so the same input gives different audio after a different history.
+        """
         audio, events = self._run(sent.synth, voice, rate, pitch)
         events = list(events)
         n = len(audio)
@@ -113,56 +116,55 @@ class Espeak:
             return -1
 
         # Walk the events: a WORD event opens a group of phones for its token.
-        groups: list[tuple[list[int], list[list]]] = []  # (token ids, phones [name, start])
+        groups: list[list[int]] = []  # token ids of each group (more than one if fused)
         phones: list[list] = []  # [name, start_sample, group index or -1]
-        pending_word_start: int | None = None
+        word_start: int | None = None
+        orphan = False  # after a WORD event that points at no transcript word
         for etype, pos, sample, name in events:
             if etype == _EV_WORD:
                 tok = token_at(pos)
-                if tok < 0:
-                    raise TimingError(f"espeak word event outside any transcript word {pos} {[x for x in events if x[0] != 7]}")
-                if groups and tok == groups[-1][0][-1]:
+                if tok < 0:  # espeak sometimes reports punctuation as a word: harmless if
+                    orphan = True  # only pauses follow it
+                    continue
+                orphan = False
+                prev = groups[-1][-1] if groups else -1
+                if tok == prev:
                     continue  # a word spoken in two pieces stays one word
-                if groups and tok < groups[-1][0][-1]:
-                    raise TimingError("espeak word events out of order")
-                prev = groups[-1][0][-1] if groups else -1
-                if tok > prev + 1 and groups:
-                    groups[-1][0].extend(range(prev + 1, tok))  # fused words (see docstring)
-                elif tok > prev + 1:
-                    raise TimingError("espeak skipped the first word")
-                groups.append(([tok], []))
-                pending_word_start = sample
+                if tok < prev or (tok > 0 and not groups):
+                    raise TimingError("espeak word events out of order or first word missing")
+                if tok > prev + 1:
+                    groups[-1].extend(range(prev + 1, tok))  # fused words (see docstring)
+                groups.append([tok])
+                word_start = sample
             elif etype == _EV_PHONEME:
                 if name.startswith("_"):
                     phones.append([SIL, sample, -1])
-                    pending_word_start = None
+                    word_start = None
                     continue
-                if not groups:
-                    raise TimingError("espeak phoneme before the first word")
+                if orphan or not groups:
+                    raise TimingError("espeak phoneme outside any transcript word")
                 start = sample
-                if pending_word_start is not None:  # first phone of the word: from WORD event
-                    start = min(sample, pending_word_start)
-                    pending_word_start = None
+                if word_start is not None:  # first phone of the word starts at the WORD event
+                    start = min(sample, word_start)
+                    word_start = None
                 phones.append([name, start, len(groups) - 1])
-                groups[-1][1].append(phones[-1])
-        if groups and groups[-1][0][-1] != len(sent.words) - 1:
-            groups[-1][0].extend(range(groups[-1][0][-1] + 1, len(sent.words)))
-        if not phones:
-            raise TimingError("espeak produced no phonemes")
-        phones[0][1] = 0  # leading silence belongs to the first phone (always a pause)
+        if not groups or not phones:
+            raise TimingError("espeak produced no words")
+        if groups[-1][-1] != len(sent.words) - 1:
+            groups[-1].extend(range(groups[-1][-1] + 1, len(sent.words)))
         if phones[0][0] != SIL:
             phones.insert(0, [SIL, 0, -1])
-
-        timed: list[Timed] = []
-        ends = [p[1] for p in phones[1:]] + [n]
-        for p, e in zip(phones, ends):
-            p.append(e)  # p = [name, start, group, end]
-        for p in phones:
-            timed.append(Timed(p[0], p[1] / sr, p[3] / sr))
-
+        phones[0][1] = 0  # leading silence belongs to the first phone
+        starts = [p[1] for p in phones] + [n]
+        if any(b < a for a, b in zip(starts, starts[1:])):
+            raise TimingError("espeak phone times go backwards")
+        # Zero-length events (espeak's modifiers such as ';') are not phones.
+        timed = [
+            (Timed(p[0], a / sr, b / sr), p[2]) for p, a, b in zip(phones, starts, starts[1:]) if b > a
+        ]
         word_groups: list[tuple[str, list[Timed]]] = []
-        for toks, ph in groups:
-            items = [Timed(p[0], p[1] / sr, p[3] / sr) for p in ph]
+        for g, toks in enumerate(groups):
+            items = [t for t, gi in timed if gi == g]
             # Split fused words off the end, each by its spoken-alone phone count.
             pieces: list[tuple[str, list[Timed]]] = []
             for tok in reversed(toks[1:]):
@@ -173,8 +175,7 @@ class Espeak:
                 items = items[:-k]
             pieces.append((sent.words[toks[0]], items))
             word_groups.extend(reversed(pieces))
-        phones_out = merge_pauses([t for t in timed if t.end > t.start or t.token != SIL])
         return Synthesis(
             audio=audio.astype(np.float32) / 32768.0, sample_rate=sr,
-            words=words_from_groups(word_groups), phones=phones_out,
+            words=words_from_groups(word_groups), phones=merge_pauses([t for t, _ in timed]),
         )
