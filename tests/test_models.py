@@ -70,3 +70,30 @@ def test_rebuilt_from_plain_config_and_state(tmp_path: Path):
     m.eval(), m2.eval()
     x = torch.randn(5, cfg.window, cfg.feat_dim)
     assert torch.equal(m(x), m2(x))
+
+
+def test_fused_layers_match_plain_autograd():
+    cfg = with_num_classes(ModelConfig(**{**PRESETS["tiny"], "num_layers": 3}), 7)
+    torch.manual_seed(0)
+    m = build_model(cfg).double()
+    x = torch.randn(30, cfg.window, cfg.feat_dim, dtype=torch.float64, requires_grad=True)
+
+    def plain(x):
+        h = x.reshape(30, -1)
+        for i, (w, b) in enumerate(zip(m.weights, m.biases)):
+            h = h @ w + b
+            h = torch.relu(h) if i < cfg.num_layers else h
+        return h
+
+    params = list(m.parameters()) + [x]
+    got = torch.autograd.grad(m(x).square().sum(), params)
+    want = torch.autograd.grad(plain(x).square().sum(), params)
+    for g, w in zip(got, want):
+        torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-10)
+    # Under bf16 autocast: bf16 compute, fp32 gradients for the fp32 master weights.
+    m = m.float()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(x.detach().float())
+    assert y.dtype == torch.bfloat16
+    y.float().sum().backward()
+    assert all(p.grad.dtype == torch.float32 for p in m.parameters())

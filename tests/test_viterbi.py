@@ -119,3 +119,23 @@ def test_too_short_utterance_is_refused() -> None:
     # Exactly long enough: one frame per node.
     ali = align_loglik(np.zeros((5, 5), dtype=np.float32), g)
     np.testing.assert_array_equal(ali.nodes, np.arange(5))
+
+
+def test_realignment_with_posteriors(tmp_path) -> None:
+    """Any model aligns through the same code: scaled likelihoods from frame posteriors."""
+    from asrkd.align.aligner import scaled_loglik
+    from asrkd.align.flatstart import align_utterances
+    from asrkd.align.graph import build_graph
+    from asrkd.lang import LangConfig, make_lang
+
+    lang = make_lang(["AB"], tmp_path / "lang", LangConfig(unit_type="grapheme", states_per_unit=1, sil_states=1))
+    g = build_graph(lang, lang.transcript_units("AB"))
+    sil, a, b = 0, lang.unit_offset[lang.unit_id("A")], lang.unit_offset[lang.unit_id("B")]
+    truth = np.array([sil, sil, a, a, a, b, b, sil])
+    post = np.full((truth.size, lang.num_classes), 0.05)
+    post[np.arange(truth.size), truth] = 0.9
+    prior = np.full(lang.num_classes, 1.0 / lang.num_classes)
+    ll = scaled_loglik(np.log(post), np.log(prior), acoustic_scale=1.0)
+    alis, failed = align_utterances(["u"], {"u": g}, lambda u, classes: ll[:, classes])
+    assert not failed
+    np.testing.assert_array_equal(alis["u"].classes, truth)

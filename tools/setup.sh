@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(sox libsox-fmt-all espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
-  festvox-us-slt-hts libsndfile1)
+  festvox-us-slt-hts bible-kjv bible-kjv-text libsndfile1)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

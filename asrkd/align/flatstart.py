@@ -40,9 +40,9 @@ ScoreFn = Callable[[str, np.ndarray], np.ndarray]  # (utt, classes (K,)) -> (T, 
 @dataclass(frozen=True)
 class AlignConfig:
     frontend: FrontendConfig = field(default_factory=FrontendConfig)  # aligner features
-    iterations: int = 30  # re-estimation + realignment passes
-    max_gauss: int = 2000  # total Gaussians over all classes reached at mixup_iterations
-    mixup_iterations: int = 20  # Gaussians grow linearly over this many iterations
+    iterations: int = 20  # re-estimation + realignment passes
+    max_gauss: int = 1000  # total Gaussians over all classes reached at mixup_iterations
+    mixup_iterations: int = 12  # Gaussians grow linearly over this many iterations
     gauss_power: float = 0.2  # Gaussians per class grow as (frames of the class) ** power
     min_gauss_frames: float = 20.0  # at most one Gaussian per this many frames of a class
     var_floor: float = 0.01  # variance floor, as a fraction of the global variance

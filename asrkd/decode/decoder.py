@@ -45,6 +45,7 @@ class DecodeConfig:
     silence_logp: float = -0.69  # log-prob added when entering optional silence (log 0.5)
     beam: float = 12.0  # search beam (nats, in the scaled score)
     max_active: int = 1000  # most tokens kept per frame
+    entry_beam: float = 8.0  # beam for entering a new unit (nats; <= beam)
     sweep_lm_weights: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])  # dev sweep values
     sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])  # dev sweep values
 
@@ -74,6 +75,7 @@ def search(
     beam: float,
     max_active: int,
     transition_scale: float = 1.0,
+    entry_beam: float | None = None,
 ) -> SearchResult:
     """Run :func:`asrkd.decode.search.beam_search` on ``loglik: (T, C)`` (scaled) and trace back."""
     if loglik.ndim != 2:
@@ -88,7 +90,7 @@ def search(
         graph.node_unit, graph.is_sil, graph.final, graph.to_roots, graph.succ_start,
         graph.succ_node, graph.roots, lm.start_state, *lm.arrays(), lm.eos,
         float(lm_weight), float(insertion_penalty), float(silence_logp), float(transition_scale),
-        float(beam), int(max_active),
+        float(beam), int(max_active), float(beam if entry_beam is None else min(entry_beam, beam)),
     )
     nodes: list[int] = []
     starts: list[int] = []
@@ -206,7 +208,7 @@ class Decoder:
                      lm_weight=c.lm_weight if lm_weight is None else lm_weight,
                      insertion_penalty=c.insertion_penalty if insertion_penalty is None else insertion_penalty,
                      silence_logp=c.silence_logp, beam=c.beam, max_active=c.max_active,
-                     transition_scale=c.transition_scale)
+                     transition_scale=c.transition_scale, entry_beam=c.entry_beam)
         return self._hypothesis(res)
 
     def decode(self, log_post: np.ndarray, **kw: float) -> Hypothesis:

@@ -77,6 +77,7 @@ def beam_search(
     transition_scale: float,
     beam: float,
     max_active: int,
+    entry_beam: float,
 ):  # noqa: ANN201
     """Best path of ``loglik: (T, C)`` through the graph.
 
@@ -130,8 +131,17 @@ def beam_search(
     best_i = 0
     max_tokens = 0
 
+    root_cls = np.empty(num_roots, dtype=np.int32)
+    for q in range(num_roots):
+        root_cls[q] = hmm_cls[node_unit[roots[q]], 0]
+
     for t in range(T):
         row = loglik[t]
+        # Best emission score of any root's first state: bounds every entry into the roots.
+        best_root_ac = NEG
+        for q in range(num_roots):
+            if row[root_cls[q]] > best_root_ac:
+                best_root_ac = row[root_cls[q]]
         stamp += 1
         n_count = 0
         best_next = NEG
@@ -221,10 +231,17 @@ def beam_search(
                 exit_score = sc + transition_scale * hmm_fwd[u, s]
             if not exiting:
                 continue
-            # Leave the unit: enter every successor node (explicit ones, then the roots).
+            # Leave the unit: enter every successor node (explicit ones, then the roots), if
+            # within the entry beam (tighter than the beam: entries are what multiplies tokens).
+            entry_cutoff = best_next - entry_beam
+            if entry_cutoff < cutoff:
+                entry_cutoff = cutoff
             rec = -1
             n_explicit = 0 if node < 0 else succ_start[node + 1] - succ_start[node]
             n_all = n_explicit + (num_roots if (node < 0 or node_to_roots[node]) else 0)
+            if n_explicit == 0 and exit_score + best_root_ac - insertion_penalty <= entry_cutoff \
+                    and exit_score + best_root_ac + silence_logp <= entry_cutoff:
+                continue  # no root can make it: skip the loop over them
             for q in range(n_all):
                 if q < n_explicit:
                     m = succ_node[succ_start[node] + q]
@@ -235,16 +252,16 @@ def beam_search(
                 nlm = lm
                 if node_is_sil[m]:
                     cand += silence_logp
-                    if cand <= cutoff:
+                    if cand <= entry_cutoff:
                         continue
                 else:
                     cand -= insertion_penalty
-                    if cand <= cutoff:
+                    if cand <= entry_cutoff:
                         continue  # an LM log-probability cannot raise it
                     lp, nlm = lm_lookup(lm, v, lm_arc_start, lm_arc_unit, lm_arc_logp, lm_arc_next,
                                         lm_backoff_logw, lm_backoff_state)
                     cand += lm_weight * lp
-                    if cand <= cutoff:
+                    if cand <= entry_cutoff:
                         continue
                 key = (np.int64(nlm) * N + m) * Smax
                 h = _hash(key, mask)

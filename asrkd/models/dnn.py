@@ -42,7 +42,7 @@ class _Affine(torch.autograd.Function):
         dz = dz.to(wc.dtype)
         dh = torch.mm(dz, wc.t()) if ctx.needs_input_grad[0] else None
         dw = torch.mm(h.t(), dz).to(ctx.w_dtype)
-        db = dz.sum(0, dtype=torch.float32).to(ctx.w_dtype)
+        db = dz.sum(0, dtype=torch.promote_types(dz.dtype, torch.float32)).to(ctx.w_dtype)
         return dh, dw, db, None
 
 

@@ -126,6 +126,16 @@ def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False) -> 
         return _train(cfg, data, out, force)
     finally:
         torch.set_num_threads(threads)  # the caller's process keeps its own setting
+        _remove_log_file(out / "log")
+
+
+def _remove_log_file(path: Path) -> None:
+    """Detach the run's log file (a process training several models logs each to its own dir)."""
+    root = logging.getLogger("asrkd")
+    for h in list(root.handlers):
+        if getattr(h, "baseFilename", None) == str(path.resolve()):
+            root.removeHandler(h)
+            h.close()
 
 
 def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[dict[str, Any]]:

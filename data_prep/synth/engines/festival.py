@@ -3,7 +3,8 @@ saves the wave and prints every Segment with its ``end`` time and the index of i
 token (walking Token -> Word -> SylStructure -> Segment).
 
 Conventions (README.md): pauses are ``pau`` segments (-> ``SIL``); stop closures are part of
-the stop segment; diphone voices do not synthesise the second half of the final pause, which
+the stop segment; a segment that post-lexical rules insert (ked_diphone's linking ``r``) belongs
+to the preceding word; diphone voices do not synthesise the second half of the final pause, which
 is clipped to the audio end like flite's.
 """
 
@@ -77,10 +78,15 @@ def synthesize(sent: Sentence, voice: str, stretch: float) -> Synthesis:
         if name == "pau":
             segs.append((name, end, None))
             continue
-        if k >= len(token_phones) or token_phones[k][1] != name:
+        if k < len(token_phones) and token_phones[k][1] == name:
+            segs.append((name, end, token_phones[k][0]))
+            k += 1
+        elif segs and segs[-1][2] is not None:
+            # A segment inserted after lexical lookup (ked_diphone's linking "r" after "er"
+            # before a pause) is not in the word tree: it belongs to the preceding word.
+            segs.append((name, end, segs[-1][2]))
+        else:
             raise TimingError("festival Segment relation and token tree disagree")
-        segs.append((name, end, token_phones[k][0]))
-        k += 1
     if k != len(token_phones):
         raise TimingError("festival token tree has phones not in the Segment relation")
     return _build(segs, tokens, audio[:, 0], int(sr), sent, "pau")
