@@ -214,3 +214,43 @@ def test_empty_and_tiny_inputs() -> None:
     short = search(np.zeros((2, 9), np.float32), hmms, graph, uniform_lm(U), lm_weight=1.0,
                    insertion_penalty=0.0, silence_logp=0.0, beam=10.0, max_active=10)
     assert not short.reached_final and len(short.nodes) == 1
+
+
+def test_evaluate_wer_writes_scoring_with_dev_sweep(tmp_path) -> None:  # noqa: ANN001
+    """The evaluate plumbing: posteriors stored as the set's "features" (posterior_fn = exp),
+    labels for the priors, a dev sweep, and the scoring files."""
+    import json
+
+    from asrkd.datadir import write_table
+    from asrkd.decode.wer import evaluate_wer, make_decoder
+    from asrkd.framestore import write_store
+
+    train_texts = {"s-1": "YES NO YES", "s-2": "NO NO YES", "s-3": "YES YES NO"}
+    lang = _grapheme_lang(tmp_path, list(train_texts.values()))
+    train = tmp_path / "train"
+    write_table(train / "text", train_texts)
+    rng = np.random.default_rng(2)
+    hmms = make_decoder(tmp_path / "lang", train, None, DecodeConfig()).hmms
+    for name, texts in [("dev", {"d-1": "NO YES", "d-2": "YES"}), ("test", {"t-1": "YES NO NO", "t-2": "NO"})]:
+        d = tmp_path / name
+        write_table(d / "text", texts)
+        items = []
+        for u, t in texts.items():
+            units = []
+            for w in lang.transcript_units(t):
+                units += w + [0]
+            path = state_path(units[:-1], hmms, rng, mean_frames=4, silence_unit=0, silence_frames=10)
+            items.append((u, np.exp(peaky_log_posteriors(path, lang.num_classes, rng, confusion=0.05))))
+        write_store(d / "feats", items, "float32", (lang.num_classes,))
+    labels = [(f"s-{i}", rng.integers(0, lang.num_classes, size=50).astype(np.int32)) for i in range(3)]
+    write_store(train / "labels", labels, "int32", (), attrs={"num_classes": lang.num_classes})
+    decoder = make_decoder(tmp_path / "lang", train, train / "labels", DecodeConfig(
+        sweep_lm_weights=[0.5, 1.0], sweep_insertion_penalties=[0.0]))
+    out = tmp_path / "eval"
+    result = evaluate_wer(lambda f: f, tmp_path / "test", out, decoder, dev_dir=tmp_path / "dev")
+    assert result["wer"]["rate"] == 0.0 and result["decode_rtf"] > 0
+    summary = json.loads((out / "wer.json").read_text())
+    assert summary["wer"]["ref"] == 4 and summary["lm_weight"] in (0.5, 1.0)
+    assert len(json.loads((out / "sweep.json").read_text())["table"]) == 2
+    assert (out / "hyp").read_text() == "t-1 YES NO NO\nt-2 NO\n"
+    assert (out / "greedy" / "wer.json").is_file() and (out / "decode_config.yaml").is_file()

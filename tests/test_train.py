@@ -168,3 +168,12 @@ def test_mismatched_inputs_are_refused(data: Path, tmp_path: Path):
         train(cfg, d, tmp_path / "exp")
     with pytest.raises(AsrkdError, match="frame counts"):
         open_training_data(data / "dev", data / "train" / "labels" / "ali")  # same utt ids, other lengths
+
+
+def test_fp16_amp_with_loss_scaling_trains(data: Path, tmp_path: Path):
+    # The GPU's fp16 AMP path (GradScaler), exercised on CPU.
+    cfg = load_train_config(None, TINY + ["precision=fp16", "model.hidden_dim=64", "max_epochs=2"])
+    d = TrainData(data / "train", data / "train/labels/ali", data / "dev", data / "dev/labels/ali")
+    metrics = train(cfg, d, tmp_path / "exp")
+    assert metrics[-1]["dev_frame_acc"] > 0.4 and metrics[-1]["nonfinite_skipped"] == 0
+    assert load_checkpoint(tmp_path / "exp" / "last.pt")["stepper"]["scaler"]["scale"] > 0

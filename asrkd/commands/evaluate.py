@@ -25,6 +25,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
                    help="inference precision (auto: bf16 on CPUs that support it)")
     add_force_arg(p)
+    from asrkd.decode.wer import add_wer_arguments
+
+    add_wer_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -32,10 +35,11 @@ def run(args: argparse.Namespace) -> int:
     from asrkd.fileio import atomic_write_json, is_done, mark_done
     from asrkd.train.checkpoint import load_model
 
+    models = [load_model(p) for p in args.model]
+    _run_wer(args, models)
     if is_done(args.out, ".frame_acc.done") and not args.force:
         log.info("%s: frame accuracy already computed (use --force to redo)", args.out)
         return 0
-    models = [load_model(p) for p in args.model]
     result = frame_accuracy(models, args.feats, args.labels, args.combine, args.precision)
     atomic_write_json(args.out / "frame_acc.json", result)
     mark_done(args.out, {"frame_acc": result["frame_acc"]}, name=".frame_acc.done")
@@ -43,3 +47,11 @@ def run(args: argparse.Namespace) -> int:
              result["frames"], len(models), args.combine,
              " ".join(f"{a:.4f}" for a in result["member_frame_acc"]))
     return 0
+
+
+def _run_wer(args: argparse.Namespace, models: list) -> None:
+    """WER by hybrid decoding (asrkd.decode.wer), when --lang is given."""
+    from asrkd.decode.wer import run_wer
+    from asrkd.evaluate import posteriors
+
+    run_wer(args, lambda feats: posteriors(models, feats, args.combine, args.precision))

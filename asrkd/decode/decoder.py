@@ -39,15 +39,18 @@ class DecodeConfig:
     lm_order: int = 3  # order of the unit n-gram LM (>= 1)
     lm_weight: float = 1.0  # weight of LM log-probabilities (relative to scaled acoustics)
     insertion_penalty: float = 0.0  # subtracted from the log score per output unit (nats)
-    acoustic_scale: float = 0.1  # scale of the acoustic log-likelihoods (Kaldi's acwt)
+    acoustic_scale: float = 0.3  # scale of the acoustic log-likelihoods (Kaldi's acwt)
     prior_scale: float = 1.0  # log-likelihood = log posterior - prior_scale * log prior
     transition_scale: float = 1.0  # scale of HMM transition log-probabilities
     silence_logp: float = -0.69  # log-prob added when entering optional silence (log 0.5)
-    beam: float = 12.0  # search beam (nats, in the scaled score)
-    max_active: int = 1000  # most tokens kept per frame
-    entry_beam: float = 8.0  # beam for entering a new unit (nats; <= beam)
-    sweep_lm_weights: list[float] = field(default_factory=lambda: [0.5, 1.0, 1.5, 2.0, 3.0])  # dev sweep values
-    sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])  # dev sweep values
+    # Pruning (nats of the scaled score). An LM cost is paid all at once when a unit is entered,
+    # so the beams must exceed lm_weight x a typical unit LM cost (2-8 nats), or the right path
+    # is pruned right after each unit entry: raise them with the LM weight.
+    beam: float = 12.0  # search beam
+    entry_beam: float = 8.0  # beam for entering a new unit (<= beam; entries multiply tokens)
+    max_active: int = 400  # most tokens kept per frame
+    sweep_lm_weights: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5])  # dev sweep
+    sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])  # dev sweep
 
 
 @dataclass
@@ -111,6 +114,11 @@ def uniform_lm(num_units: int) -> UnitLM:
     return UnitLM(1, V, 0, np.array([0, V + 1], dtype=np.int32), np.arange(V + 1, dtype=np.int32),
                   np.full(V + 1, -math.log(V + 1), dtype=np.float32), np.zeros(V + 1, dtype=np.int32),
                   np.zeros(1, dtype=np.float32), np.full(1, -1, dtype=np.int32), [()])
+
+
+def log_posteriors(post: np.ndarray) -> np.ndarray:
+    """Posteriors ``(T, C)`` -> float32 log posteriors, floored so a zero stays finite."""
+    return np.log(np.maximum(np.asarray(post, dtype=np.float32), np.float32(1e-30)))
 
 
 def scaled_loglik(log_post: np.ndarray, log_prior: np.ndarray | None, acoustic_scale: float,

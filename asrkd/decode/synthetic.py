@@ -1,8 +1,10 @@
 """Synthetic frame posteriors from a known state path, for decoder tests and the benchmark.
 
 A DNN's posteriors are peaky: the right class usually wins by a wide margin, sometimes a wrong
-one does. :func:`peaky_log_posteriors` imitates that: per frame, Gaussian logits, the true class
-raised by ``margin``, and with probability ``confusion`` another class raised instead.
+one does, and its mistakes last several frames (neighbouring frames see almost the same input).
+:func:`peaky_log_posteriors` imitates that: per frame, Gaussian logits, the true class raised by
+``margin``; runs of ``run_frames`` frames on average (``confusion`` of all frames) where one
+other class is raised above it.
 """
 
 from __future__ import annotations
@@ -32,14 +34,21 @@ def state_path(units: list[int], hmms: UnitHmms, rng: np.random.Generator,
 
 
 def peaky_log_posteriors(path: np.ndarray, num_classes: int, rng: np.random.Generator,
-                         margin: float = 6.0, noise: float = 1.5, confusion: float = 0.1) -> np.ndarray:
+                         margin: float = 6.0, noise: float = 1.5, confusion: float = 0.1,
+                         run_frames: float = 1.0) -> np.ndarray:
     """``path: (T,)`` class ids -> ``(T, num_classes)`` float32 log posteriors."""
     T = len(path)
     logits = rng.normal(0.0, noise, size=(T, num_classes)).astype(np.float32)
-    wrong = rng.random(T) < confusion
-    other = rng.integers(0, num_classes, size=T)
     rows = np.arange(T)
     logits[rows, path] += margin
-    logits[rows[wrong], other[wrong]] += margin + 1.0
+    # Confusion runs: start with probability confusion / run_frames per frame, geometric length.
+    t = 0
+    while t < T:
+        if rng.random() < confusion / max(run_frames, 1.0):
+            n = int(rng.geometric(1.0 / max(run_frames, 1.0)))
+            logits[t:t + n, int(rng.integers(0, num_classes))] += margin + 1.0
+            t += n
+        else:
+            t += 1
     m = logits.max(axis=1, keepdims=True)
     return (logits - m - np.log(np.exp(logits - m).sum(axis=1, keepdims=True))).astype(np.float32)

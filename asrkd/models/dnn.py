@@ -2,7 +2,7 @@
 
 Weights are stored input-major, ``(in, out)``, so the forward matmul is ``x @ W`` with both
 operands contiguous. Each layer is one autograd function (:class:`_Affine`) whose forward adds
-the bias and applies the ReLU in place on the matmul output, and whose backward takes the ReLU
+the bias inside the matmul and applies the ReLU in place on its output, and whose backward takes the ReLU
 mask from that output: fewer passes over the activations and fewer temporaries than the
 ``addmm``/``relu`` autograd graph, which matters on a memory-bound CPU (tools/bench_train.py).
 Under autocast the fp32 master weights are cast to the autocast dtype once per forward and the
@@ -25,8 +25,7 @@ class _Affine(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h: torch.Tensor, w: torch.Tensor, b: torch.Tensor, relu: bool) -> torch.Tensor:
         wc = w.to(h.dtype)
-        z = torch.mm(h, wc)
-        z.add_(b.to(h.dtype))
+        z = torch.addmm(b.to(h.dtype), h, wc)  # oneDNN adds the bias inside the matmul
         if relu:
             z.relu_()
         ctx.relu = relu
@@ -42,7 +41,9 @@ class _Affine(torch.autograd.Function):
         dz = dz.to(wc.dtype)
         dh = torch.mm(dz, wc.t()) if ctx.needs_input_grad[0] else None
         dw = torch.mm(h.t(), dz).to(ctx.w_dtype)
-        db = dz.sum(0, dtype=torch.promote_types(dz.dtype, torch.float32)).to(ctx.w_dtype)
+        # Reductions accumulate in fp32 internally; asking for an fp32 result instead would first
+        # copy all of dz to fp32 (an activation-sized pass per layer).
+        db = dz.sum(0).to(ctx.w_dtype)
         return dh, dw, db, None
 
 

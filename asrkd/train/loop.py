@@ -172,8 +172,9 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     steps_per_epoch = loader.steps_per_epoch(0)
     schedule = LRSchedule(cfg.schedule, cfg.optim, steps_per_epoch * cfg.max_epochs)
     state = RunState()
+    resumed = None
     if (out / LAST).is_file() and not force:
-        ck = load_checkpoint(out / LAST)
+        ck = resumed = load_checkpoint(out / LAST)
         if ck["train_config"] != to_dict(cfg):
             raise AsrkdError(
                 f"{out} holds a run with a different config; use --force to start over or another --out"
@@ -204,6 +205,8 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     if dist_info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     stepper = Stepper(net, model, optimizer, cfg, device, distributed=dist_info.enabled)
+    if resumed is not None:
+        stepper.load_state_dict(resumed.get("stepper") or {})
 
     def save_last() -> None:
         if dist_info.enabled:
@@ -216,6 +219,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             return
         ck = _checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics)
         ck.update(kind="train", optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
+                  stepper=stepper.state_dict(),
                   rng={"torch": rng}, nonfinite=state.nonfinite, epoch_stats=state.stats.as_dict(),
                   position={"epoch": state.epoch, "step": state.step, "global_step": state.global_step},
                   best={"epoch": state.best_epoch, "acc": state.best_acc})

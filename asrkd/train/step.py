@@ -64,6 +64,8 @@ class Stepper:
         self.net, self.model, self.optimizer, self.cfg = net, model, optimizer, cfg
         self.autocast = autocast_for(cfg, device)
         self.distributed = distributed
+        # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
+        self.scaler = torch.amp.GradScaler(device.type) if resolve_precision(cfg, device) == "fp16" else None
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
 
@@ -74,6 +76,8 @@ class Stepper:
             logits = self.net(batch.x)
         loss = training_loss(logits.float(), batch, self.cfg.loss)
         self.optimizer.zero_grad(set_to_none=True)
+        if self.scaler is not None:
+            return self._scaled_step(loss.total, logits, batch)
         loss.total.backward()
         grads = [p.grad for p in self.params if p.grad is not None]
         norm = float(torch.nn.utils.get_total_norm(grads, foreach=True))
@@ -88,3 +92,27 @@ class Stepper:
             self.optimizer.step()
         correct = int((logits.detach().argmax(-1) == batch.labels).sum())
         return StepResult(ok, float(loss.total.detach()), correct)
+
+    def _scaled_step(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> StepResult:
+        """fp16 AMP: scaled backward, unscale, clip, and the scaler's skip of overflowed steps."""
+        assert self.scaler is not None
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        norm = float(torch.nn.utils.clip_grad_norm_(self.params, self.max_norm, foreach=True))
+        scale_before = self.scaler.get_scale()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        # An overflow at a high scale is routine (the scaler lowers it); only a non-finite loss
+        # or an overflow at scale <= 1 counts as a non-finite step.
+        ok = math.isfinite(norm) or scale_before > 1.0
+        ok = ok and (self.distributed or bool(torch.isfinite(loss)))
+        correct = int((logits.detach().argmax(-1) == batch.labels).sum())
+        return StepResult(ok, float(loss.detach()), correct)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Training state beyond model and optimiser (the fp16 loss scale), for checkpoints."""
+        return {"scaler": self.scaler.state_dict() if self.scaler is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])

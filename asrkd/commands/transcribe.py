@@ -1,0 +1,44 @@
+"""``asrkd transcribe``: audio files -> text with a trained model (or ensemble) and data/lang."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from asrkd.commands._common import add_config_args
+
+NAME = "transcribe"
+HELP = "turn audio files into text with trained model(s), the lang and a unit LM"
+
+log = logging.getLogger("asrkd.commands.transcribe")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("audio", nargs="+", help="audio files (any rate; resampled like the training data)")
+    p.add_argument("--model", action="append", required=True, type=Path,
+                   help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
+    p.add_argument("--combine", choices=["mean", "geometric"], default="mean", help="ensemble combination")
+    p.add_argument("--lang", required=True, type=Path, help="lang dir the model was trained with (data/lang)")
+    p.add_argument("--train-data", required=True, type=Path,
+                   help="training data dir: feature config (feats/), LM text and word list (text)")
+    p.add_argument("--prior-labels", type=Path, default=None, help="training label store for the priors")
+    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="inference precision")
+    add_config_args(p)  # DecodeConfig values (--config decode.yaml, --set beam=16)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asrkd.commands._common import config_from_args
+    from asrkd.decode.decoder import DecodeConfig
+    from asrkd.decode.transcribe import load_feature_config, transcribe_files
+    from asrkd.decode.wer import make_decoder
+    from asrkd.train.checkpoint import load_model
+
+    cfg = config_from_args(DecodeConfig, args)
+    models = [load_model(p) for p in args.model]
+    feat_cfg = load_feature_config(args.train_data, models)
+    decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg)
+    for path, text in transcribe_files(args.audio, models, decoder, feat_cfg, args.combine, args.precision):
+        sys.stdout.write(f"{path} {text}\n")
+    return 0

@@ -1,0 +1,167 @@
+"""WER of a model or ensemble on a data set: posteriors -> decode -> score (``asrkd evaluate``).
+
+Steps: the decoder is built from ``data/lang`` and the training transcripts (unit LM, word list)
+with priors from the training labels; if a dev set is given, LM weight and insertion penalty
+are chosen there by a sweep (:mod:`asrkd.decode.sweep`) and then applied to the evaluation
+set. Outputs in ``out_dir``: ``wer.json`` (WER/CER, S/D/I, decode RTF, greedy WER, chosen
+weights), ``wer.txt``, ``per_utt``, ``errors``, ``hyp``, ``ref``, ``greedy/`` (same files for
+the greedy decode), ``sweep.json`` (the dev grid) and ``decode_config.yaml``.
+
+Every utterance of the evaluation set with features is decoded, failed alignments included:
+WER does not need labels. References come from ``data/<set>/text``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from asrkd.config import save_config
+from asrkd.datadir import read_table
+from asrkd.decode.build import build_decoder
+from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
+from asrkd.decode.priors import class_counts, log_priors
+from asrkd.decode.sweep import sweep
+from asrkd.errors import AsrkdError
+from asrkd.fileio import atomic_write_json
+from asrkd.framestore import FrameStore
+from asrkd.lang import load_lang
+from asrkd.logs import progress
+from asrkd.scoring import score_texts, write_scoring
+
+log = logging.getLogger("asrkd.decode.wer")
+
+# (T, F) raw features of one utterance -> (T, C) posteriors (probabilities, not logs).
+PosteriorFn = Callable[[np.ndarray], np.ndarray]
+
+FRAME_SHIFT_S = 0.01
+
+
+def _feats_store(data_dir: Path) -> FrameStore:
+    d = Path(data_dir)
+    return FrameStore(d / "feats" if (d / "feats").is_dir() else d)
+
+
+def _log_posteriors(posterior_fn: PosteriorFn, data_dir: Path, utts: Sequence[str] | None = None,
+                    desc: str = "posteriors") -> dict[str, np.ndarray]:
+    store = _feats_store(data_dir)
+    keys = store.keys() if utts is None else [u for u in utts if u in store]
+    out = {}
+    for u in progress(keys, total=len(keys), desc=desc):
+        out[u] = log_posteriors(posterior_fn(np.asarray(store[u])))
+    return out
+
+
+def _refs(data_dir: Path) -> dict[str, str]:
+    path = Path(data_dir) / "text"
+    if not path.is_file():
+        raise AsrkdError(f"{data_dir} has no text file: cannot score WER")
+    return read_table(path, allow_empty_value=True)
+
+
+def make_decoder(lang_dir: Path, train_dir: Path, prior_labels: Path | None, cfg: DecodeConfig,
+                 lm_cache: Path | None = None) -> Decoder:
+    """Decoder for ``lang_dir`` with the LM/word list of ``train_dir/text`` and priors from the
+    label store ``prior_labels`` (None: no prior division)."""
+    lang = load_lang(lang_dir)
+    prior = None
+    if prior_labels is not None:
+        prior = log_priors(class_counts(Path(prior_labels), lang.num_classes))
+    texts = list(_refs(train_dir).values())
+    return build_decoder(lang, texts, cfg, log_prior=prior, lm_cache=lm_cache)
+
+
+def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decoder: Decoder,
+                 dev_dir: Path | None = None) -> dict[str, Any]:
+    """Decode and score ``eval_dir`` (see module docstring); returns the ``wer.json`` content."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cfg = decoder.cfg
+    lm_weight, penalty = cfg.lm_weight, cfg.insertion_penalty
+    sweep_info: dict[str, Any] | None = None
+    if dev_dir is not None:
+        dev_refs = _refs(dev_dir)
+        dev_ll = {u: decoder.loglik(lp) for u, lp in _log_posteriors(posterior_fn, dev_dir, desc="dev posteriors").items()}
+        best = sweep(decoder, dev_ll, dev_refs, cfg.sweep_lm_weights, cfg.sweep_insertion_penalties)
+        lm_weight, penalty = best.lm_weight, best.insertion_penalty
+        sweep_info = {"dev": str(dev_dir), "lm_weight": lm_weight, "insertion_penalty": penalty,
+                      "dev_wer": best.wer, "table": best.table}
+        atomic_write_json(out_dir / "sweep.json", sweep_info)
+        log.info("dev sweep: lm_weight %.2f, insertion_penalty %.2f (dev WER %.2f%%)", lm_weight, penalty, best.wer)
+    save_config(replace(cfg, lm_weight=lm_weight, insertion_penalty=penalty), out_dir / "decode_config.yaml")
+
+    refs = _refs(eval_dir)
+    log_posts = _log_posteriors(posterior_fn, eval_dir)
+    missing = sorted(set(refs) - set(log_posts))
+    if missing:
+        log.warning("%d utterance(s) of %s have no features; scored as empty hypotheses", len(missing), eval_dir)
+    hyps, greedy = {}, {}
+    decode_s = 0.0
+    frames = 0
+    not_final = 0
+    for u, lp in progress(log_posts.items(), total=len(log_posts), desc="decode"):
+        ll = decoder.loglik(lp)
+        t0 = time.perf_counter()
+        h = decoder.decode_loglik(ll, lm_weight=lm_weight, insertion_penalty=penalty)
+        decode_s += time.perf_counter() - t0
+        frames += lp.shape[0]
+        not_final += h.result is not None and not h.result.reached_final
+        hyps[u] = h.text
+        greedy[u] = decoder.greedy(lp).text
+    if not_final:
+        log.warning("%d utterance(s) ended outside a final state (beam too narrow?)", not_final)
+    res = score_texts(refs, {u: h for u, h in hyps.items() if u in refs})
+    gres = score_texts(refs, {u: h for u, h in greedy.items() if u in refs})
+    rtf = decode_s / max(frames * FRAME_SHIFT_S, 1e-9)
+    extra = {
+        "decode_rtf": rtf, "decode_seconds": decode_s, "audio_seconds": frames * FRAME_SHIFT_S,
+        "lm_weight": lm_weight, "insertion_penalty": penalty, "beam": cfg.beam,
+        "max_active": cfg.max_active, "graph": decoder.kind, "greedy_wer": gres.wer,
+        "not_final": int(not_final), "sweep": sweep_info and {k: v for k, v in sweep_info.items() if k != "table"},
+    }
+    write_scoring(out_dir, res, extra)
+    write_scoring(out_dir / "greedy", gres)
+    log.info("%s: WER %.2f%% [%d / %d, %d ins, %d del, %d sub], CER %.2f%%, greedy WER %.2f%%, decode RTF %.4f",
+             eval_dir, res.wer, res.words.errors, res.words.ref, res.words.ins, res.words.dele,
+             res.words.sub, res.cer, gres.wer, rtf)
+    return {**res.summary(), **extra}
+
+
+def add_wer_arguments(p: Any) -> None:
+    """``asrkd evaluate`` options for WER (decoding runs when ``--lang`` is given)."""
+    g = p.add_argument_group("WER (hybrid decoding; runs when --lang is given)")
+    g.add_argument("--lang", type=Path, default=None, help="lang dir (data/lang): decode and score WER")
+    g.add_argument("--train-data", type=Path, default=None,
+                   help="training data dir: its text trains the unit LM and gives the word list")
+    g.add_argument("--prior-labels", type=Path, default=None,
+                   help="training label store for the class priors (default: no prior division)")
+    g.add_argument("--dev", type=Path, default=None,
+                   help="dev data dir (with feats and text): sweep LM weight / insertion penalty there")
+    g.add_argument("--decode-config", type=Path, default=None, help="YAML with DecodeConfig values")
+    g.add_argument("--decode-set", dest="decode_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a DecodeConfig value, e.g. --decode-set beam=16 (repeatable)")
+
+
+def run_wer(args: Any, posterior_fn: PosteriorFn) -> dict[str, Any] | None:
+    """The WER part of ``asrkd evaluate`` (skipped when done, unless ``--force``)."""
+    from asrkd.config import load_config
+    from asrkd.fileio import is_done, mark_done
+
+    if args.lang is None:
+        return None
+    if args.train_data is None:
+        raise AsrkdError("--lang needs --train-data (the LM and word list come from its text)")
+    if is_done(args.out, ".wer.done") and not args.force:
+        log.info("%s: WER already computed (use --force to redo)", args.out)
+        return None
+    cfg = load_config(DecodeConfig, args.decode_config, args.decode_overrides)
+    decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg,
+                           lm_cache=Path(args.out) / "lm" / "unit_lm.npz")
+    result = evaluate_wer(posterior_fn, args.feats, args.out, decoder, args.dev)
+    mark_done(args.out, {"wer": result["wer"]["rate"]}, name=".wer.done")
+    return result
