@@ -17,6 +17,7 @@ class DistInfo:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    device: str = "cpu"  # where collective tensors live (nccl needs them on the rank's GPU)
 
     @property
     def enabled(self) -> bool:
@@ -32,16 +33,20 @@ def init_distributed(device: torch.device) -> DistInfo:
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return DistInfo()
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)
     if not dist.is_initialized():
         dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-    return DistInfo(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    where = f"cuda:{local_rank}" if device.type == "cuda" else "cpu"
+    return DistInfo(dist.get_rank(), dist.get_world_size(), local_rank, where)
 
 
 def all_reduce_sum(values: list[float], info: DistInfo) -> list[float]:
     """Sum a few numbers over all ranks (metrics, flags)."""
     if not info.enabled:
         return list(values)
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=info.device)
     dist.all_reduce(t)
     return t.tolist()
 

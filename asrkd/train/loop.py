@@ -141,6 +141,8 @@ def _remove_log_file(path: Path) -> None:
 def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[dict[str, Any]]:
     device = resolve_device(cfg)
     dist_info = init_distributed(device)
+    if dist_info.enabled and device.type == "cuda":
+        device = torch.device(dist_info.device)  # one GPU per rank
     autocast = autocast_for(cfg, device)  # for dev metrics; the Stepper has its own
 
     # ---- data -----------------------------------------------------------------------------
@@ -203,7 +205,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
                  dist_info.world)
     net = model
     if dist_info.enabled:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     stepper = Stepper(net, model, optimizer, cfg, device, distributed=dist_info.enabled)
     if resumed is not None:
         stepper.load_state_dict(resumed.get("stepper") or {})
