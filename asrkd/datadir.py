@@ -108,11 +108,11 @@ class DataDir:
         )
 
 
-EXTRA_TABLES = ("utt2dur", "utt2num_frames")
-
-
 def read_data_dir(path: Path) -> DataDir:
-    """Read a data directory; checks that every utterance has text and speaker."""
+    """Read a data directory: the core tables, ``segments`` if present, and every other
+    per-utterance ``utt2*`` table (utt2dur, utt2num_frames, corpus-specific ones) into ``extra``.
+
+    Only the file formats are checked here; :mod:`asrkd.validate` checks consistency."""
     path = Path(path)
     if not path.is_dir():
         raise AsrkdError(f"data directory not found: {path}")
@@ -130,7 +130,11 @@ def read_data_dir(path: Path) -> DataDir:
                 segments[utt] = Segment(parts[0], float(parts[1]), float(parts[2]))
             except ValueError:
                 raise AsrkdError(f"{path / 'segments'}: bad times for {utt!r}: {rest!r}") from None
-    extra = {n: read_table(path / n) for n in EXTRA_TABLES if (path / n).is_file()}
+    extra = {
+        p.name: read_table(p)
+        for p in sorted(path.glob("utt2*"))
+        if p.is_file() and p.name != "utt2spk"
+    }
     return DataDir(wav=wav, text=text, utt2spk=utt2spk, segments=segments, extra=extra)
 
 

@@ -34,15 +34,6 @@ def rank_by_hash(keys: Iterable[str], seed: int) -> list[str]:
     return sorted(set(keys), key=lambda k: (hash_unit(k, seed), k))
 
 
-def read_data_dir_all(path: Path) -> DataDir:
-    """:func:`read_data_dir` plus every other per-utterance ``utt2*`` table in ``extra``."""
-    d = read_data_dir(path)
-    for p in sorted(Path(path).glob("utt2*")):
-        if p.is_file() and p.name != "utt2spk" and p.name not in d.extra:
-            d.extra[p.name] = read_table(p)
-    return d
-
-
 def select_first(d: DataDir, n: int) -> list[str]:
     """The first ``n`` utterances in sorted order."""
     if n <= 0:
@@ -121,7 +112,7 @@ def _check_not_source(dst: Path, srcs: Iterable[Path]) -> None:
 def subset_data(src: Path, dst: Path, select: Callable[[DataDir], list[str]], force: bool = False) -> DataDir:
     """Read ``src``, keep the utterances ``select(data_dir)`` returns, write them to ``dst``."""
     _check_not_source(dst, [src])
-    d = read_data_dir_all(src)
+    d = read_data_dir(src)
     sub = d.subset(select(d))
     if not sub.utt2spk:
         raise AsrkdError("the selection is empty")
@@ -152,7 +143,7 @@ def combine_data_dirs(srcs: list[Path]) -> DataDir:
     is kept only if every source has it (a partial table would be wrong)."""
     if not srcs:
         raise AsrkdError("nothing to combine")
-    dirs = [(Path(s), read_data_dir_all(s)) for s in srcs]
+    dirs = [(Path(s), read_data_dir(s)) for s in srcs]
     use_segments = any(d.segments is not None for _, d in dirs)
     common_extra = set.intersection(*(set(d.extra) for _, d in dirs))
     for name in sorted(set().union(*(set(d.extra) for _, d in dirs)) - common_extra):

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asrkd.datadir import DataDir
-from asrkd.datatools import rank_by_hash, read_data_dir_all, write_new_data_dir
+from asrkd.datadir import DataDir, read_data_dir
+from asrkd.datatools import rank_by_hash, write_new_data_dir
 from asrkd.errors import AsrkdError
 from asrkd.logs import setup_logging
 from asrkd.text import normalize_text
@@ -109,7 +109,7 @@ def make_data_dir(utts: list[Utt]) -> DataDir:
 def _unchanged(target: Path, d: DataDir) -> bool:
     """Does ``target`` already hold exactly the tables of ``d``? (Other files may be there.)"""
     try:
-        old = read_data_dir_all(target)
+        old = read_data_dir(target)
     except AsrkdError:
         return False
     return (old.wav, old.text, old.utt2spk, old.segments) == (d.wav, d.text, d.utt2spk, d.segments) and all(

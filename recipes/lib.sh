@@ -88,3 +88,83 @@ pwait() {
   PJOBS=(); PJOB_LOGS=()
   [ "$rc" -eq 0 ] || exit 1
 }
+
+# ---- the experiment's steps, on the recipe's layout (recipes/README.md): data/{train,dev,test}
+# with labels/ali, data/lang, exp/ -------------------------------------------------------------
+
+# new_data_dir DST CMD...: run CMD (which writes the data dir DST, e.g. combine-data or
+# subset-data, both refusing an existing DST) unless DST is already there (written atomically).
+new_data_dir() { local dst=$1; shift; [ -f "$dst/text" ] || "$@"; }
+
+# train_model CONF OUT [ARGS...]: asrkd train on data/train (dev: data/dev); ARGS are added
+# last, so --feats/--seed/--soft-targets/--set given there win.
+train_model() {
+  local cfg=$1 out=$2; shift 2
+  asrkd train --config "$cfg" --feats data/train --labels data/train/labels/ali \
+    --dev-feats data/dev --dev-labels data/dev/labels/ali --out "$out" "$@"
+}
+
+# cache_targets OUT T DATA MODEL...: the ensemble's combined posteriors at temperature T on DATA.
+# Format and k: $cache_format, $cache_k (recipe.yaml).
+cache_targets() {
+  local out=$1 t=$2 data=$3; shift 3
+  local models=(); for m in "$@"; do models+=(--model "$m"); done
+  asrkd cache-targets "${models[@]}" --feats "$data" --T "$t" --format "$cache_format" --k "$cache_k" \
+    --lang data/lang --nj "$nj" --out "$out"
+}
+
+# eval_frames OUT DATA MODEL...: frame accuracy of the model(s) on DATA (labels from
+# data/<set>/labels/ali; a subset of train is scored with train's labels).
+eval_frames() {
+  local out=$1 data=$2; shift 2
+  local models=(); for m in "$@"; do models+=(--model "$m"); done
+  local labels=$data/labels/ali; [ -d "$labels" ] || labels=data/train/labels/ali
+  asrkd evaluate "${models[@]}" --feats "$data" --labels "$labels" --out "$out"
+}
+
+# evaluate_sets OUT MODEL...: frame accuracy and WER of the model(s) (several: the ensemble) on
+# dev and test into OUT/eval_{dev,test}. LM weight and insertion penalty are swept on dev
+# ($conf/decode.yaml gives the grid); test is decoded with dev's choice.
+evaluate_sets() {
+  local out=$1; shift
+  local models=(); for m in "$@"; do models+=(--model "$m"); done
+  local wer=(--lang data/lang --train-data data/train --prior-labels data/train/labels/ali)
+  asrkd evaluate "${models[@]}" --feats data/dev --labels data/dev/labels/ali --out "$out/eval_dev" \
+    "${wer[@]}" --dev data/dev --decode-config "$conf/decode.yaml"
+  asrkd evaluate "${models[@]}" --feats data/test --labels data/test/labels/ali --out "$out/eval_test" \
+    "${wer[@]}" --decode-config "$out/eval_dev/decode_config.yaml"
+}
+
+# temperature_sweep "T1 T2 ..." TEACHER...: per T a cache (exp/sweep/cache_T<T>) and a student
+# (exp/sweep/T<T>, $conf/student.yaml at that T), evaluated like the main systems.
+temperature_sweep() {
+  local temps=$1 t; shift
+  for t in $temps; do cache_targets "exp/sweep/cache_T$t" "$t" data/train "$@"; done
+  for t in $temps; do
+    pjob "exp/sweep/T$t/run.log" train_model "$conf/student.yaml" "exp/sweep/T$t" \
+      --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t"
+  done
+  pwait
+  for t in $temps; do pjob "exp/sweep/T$t/eval.log" evaluate_sets "exp/sweep/T$t" "exp/sweep/T$t/final.pt"; done
+  pwait
+}
+
+# small_data_experiment FRACTION CACHE: the paper's section 6. Train on a seeded FRACTION of
+# data/train with hard labels only (exp/small_data/hard, $conf/teacher.yaml, seed $baseline_seed)
+# and with the full-data ensemble's soft targets CACHE (exp/small_data/soft, $conf/student.yaml);
+# frame accuracy on that training subset and on test, and the full-data baseline's on train.
+small_data_experiment() {
+  local fraction=$1 cache=$2 sub=data/train_frac$1 m
+  new_data_dir "$sub" asrkd subset-data --fraction "$fraction" data/train "$sub"
+  asrkd compute-feats --config "$conf/fbank.yaml" --nj "$nj" "$sub"
+  pjob exp/small_data/hard/run.log train_model "$conf/teacher.yaml" exp/small_data/hard --feats "$sub" \
+    --seed "$baseline_seed"
+  pjob exp/small_data/soft/run.log train_model "$conf/student.yaml" exp/small_data/soft --feats "$sub" \
+    --soft-targets "$cache"
+  pwait
+  for m in hard soft; do
+    eval_frames "exp/small_data/$m/eval_train" "$sub" "exp/small_data/$m/final.pt"
+    eval_frames "exp/small_data/$m/eval_test" data/test "exp/small_data/$m/final.pt"
+  done
+  eval_frames exp/baseline/eval_train data/train exp/baseline/final.pt
+}

@@ -35,7 +35,7 @@ def cli(*args: object) -> int:
 def assert_consistent(path: Path) -> DataDir:
     report = validate_data_dir(path, check_audio=False)
     assert report.ok, [str(p) for p in report.problems]
-    return datatools.read_data_dir_all(path)
+    return read_data_dir(path)
 
 
 def test_fraction_is_exact_deterministic_and_nested(tmp_path: Path) -> None:

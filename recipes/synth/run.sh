@@ -23,7 +23,7 @@ teachers=(); for k in $(seq "$num_teachers"); do teachers+=("exp/teacher_$k/fina
 
 if stage 0 "data: synthesise the corpus (preset $synth_preset) into corpus/, data dirs into data/"; then
   "$PYTHON" -m data_prep.synth make --preset "$synth_preset" --seed "$synth_seed" --out corpus --nj "$nj"
-  for s in train dev test; do copy_data_dir "corpus/$s" "data/$s"; done
+  for s in train dev test; do new_data_dir "data/$s" asrkd combine-data "data/$s" "corpus/$s"; done
 fi
 
 if stage 1 "features: 40 log-mel filterbanks + CMVN stats"; then
@@ -53,18 +53,12 @@ if stage 6 "student: hard labels + soft targets at T=$T"; then
   train_model "$conf/student.yaml" exp/student --soft-targets "exp/cache_T$T"
 fi
 
-if [ "$extra" = true ] && stage 7 "temperature sweep: T in $sweep_temperatures"; then
-  for t in $sweep_temperatures; do cache_targets "exp/sweep/cache_T$t" "$t" data/train "${teachers[@]}"; done
-  for t in $sweep_temperatures; do
-    pjob "exp/sweep/T$t/run.log" train_model "$conf/student.yaml" "exp/sweep/T$t" --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t"
-  done
-  pwait
-  for t in $sweep_temperatures; do pjob "exp/sweep/T$t/eval.log" evaluate_sets "exp/sweep/T$t" "exp/sweep/T$t/final.pt"; done
-  pwait
+if [ "$extra" = true ] && stage 7 "temperature sweep: a cache and a student per T in $sweep_temperatures"; then
+  temperature_sweep "$sweep_temperatures" "${teachers[@]}"
 fi
 
 if [ "$extra" = true ] && stage 8 "small data: $small_fraction of train, hard labels vs soft targets of the full-data ensemble"; then
-  small_data_experiment "$small_fraction" "$T"
+  small_data_experiment "$small_fraction" "exp/cache_T$T"
 fi
 
 if stage 9 "evaluation: frame accuracy and WER of baseline, ensemble, student on dev and test"; then
