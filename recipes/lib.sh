@@ -67,7 +67,7 @@ for k, v in (yaml.safe_load(open(sys.argv[1], encoding="utf-8")) or {}).items():
     print(f"{k}=" + (" ".join(map(str, v)) if isinstance(v, list) else str(v)))' "$1")
 }
 
-# pjob LOG CMD...: run CMD in the background (stdout+stderr to LOG), at most $nj at once, each
+# pjob LOG CMD...: run CMD in the background (stdout+stderr appended to LOG), at most $nj at once, each
 # with $(nproc)/$nj threads; pwait: wait for them all, failing (with the failed logs' tails) if any failed.
 PJOBS=(); PJOB_LOGS=()
 pjob() {
@@ -75,7 +75,7 @@ pjob() {
   while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do sleep 1; done
   mkdir -p "$(dirname "$logf")"
   local threads=$(( $(nproc) / nj )); [ "$threads" -ge 1 ] || threads=1
-  OMP_NUM_THREADS=$threads NUMBA_NUM_THREADS=$threads "$@" >"$logf" 2>&1 &
+  OMP_NUM_THREADS=$threads NUMBA_NUM_THREADS=$threads "$@" >>"$logf" 2>&1 &
   PJOBS+=($!); PJOB_LOGS+=("$logf")
 }
 pwait() {

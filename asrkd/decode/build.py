@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -60,9 +60,11 @@ def build_lm(lang, texts: Iterable[str], order: int, cache: Path | None = None) 
 
 
 def build_decoder(lang, train_texts: Iterable[str], cfg: DecodeConfig,  # noqa: ANN001
-                  log_prior: np.ndarray | None = None, lm_cache: Path | None = None) -> Decoder:
-    """Decoder with an LM of order ``cfg.lm_order`` and the training word list."""
+                  log_prior: np.ndarray | None = None, lm_cache: Path | None = None,
+                  excluded_units: Sequence[int] = ()) -> Decoder:
+    """Decoder with an LM of order ``cfg.lm_order`` and the training word list, without
+    ``excluded_units`` (see :class:`Decoder`)."""
     texts = [t for t in train_texts if t.strip()]
     lm = build_lm(lang, texts, cfg.lm_order, lm_cache)
     words = sorted({w for t in texts for w in t.split()})
-    return Decoder(lang, cfg, lm=lm, log_prior=log_prior, word_list=words)
+    return Decoder(lang, cfg, lm=lm, log_prior=log_prior, word_list=words, excluded_units=excluded_units)

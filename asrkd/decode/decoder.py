@@ -175,11 +175,14 @@ class Decoder:
 
     ``lang``: :class:`asrkd.lang.Lang`; ``lm``: unit LM over the lang's unit ids (None: no LM);
     ``log_prior: (C,)`` (None: posteriors used as they are); ``word_list``: words allowed by a
-    word-list graph (required for lexicon units).
+    word-list graph (required for lexicon units); ``excluded_units``: unit ids the graph leaves
+    out (units never seen in training, :func:`asrkd.decode.priors.unseen_units`; words spelled
+    with them leave the word list).
     """
 
     def __init__(self, lang, cfg: DecodeConfig, lm: UnitLM | None = None,  # noqa: ANN001
-                 log_prior: np.ndarray | None = None, word_list: Sequence[str] | None = None):
+                 log_prior: np.ndarray | None = None, word_list: Sequence[str] | None = None,
+                 excluded_units: Sequence[int] = ()):
         self.lang = lang
         self.cfg = cfg
         self.log_prior = log_prior
@@ -192,14 +195,22 @@ class Decoder:
         if kind == "auto":
             kind = "word_list" if lang.unit_type == "lexicon" else "unit_loop"
         self.kind = kind
+        excluded = set(int(u) for u in excluded_units)
+        if excluded:
+            log.info("decoding graph: %d unit(s) left out (no training frames): %s", len(excluded),
+                     " ".join(lang.units[u] for u in sorted(excluded)))
         if kind == "word_list":
             if not word_list:
                 raise AsrkdError("a word-list graph needs a word list (e.g. the training words)")
-            self.graph = word_list_graph(lang_word_units(lang, word_list), lang.silence_unit)
+            spelled = lang_word_units(lang, word_list)
+            kept = {w: us for w, us in spelled.items() if not excluded.intersection(us)}
+            if not kept:
+                raise AsrkdError("every word of the word list uses a unit with no training frames")
+            self.graph = word_list_graph(kept, lang.silence_unit)
         else:
             if lang.unit_type == "lexicon":
                 raise AsrkdError("lexicon (phone) units need graph=word_list to produce words")
-            allowed = np.array([u != "<unk>" for u in lang.units])
+            allowed = np.array([u != "<unk>" and i not in excluded for i, u in enumerate(lang.units)])
             word_start = None
             if lang.unit_type == "sentencepiece":
                 word_start = np.array([u.startswith(SPM_WORD_MARK) for u in lang.units])

@@ -1,8 +1,12 @@
 """Choose LM weight and insertion penalty on dev by a grid sweep, as Kaldi's scoring does.
 
-Each grid point decodes every dev utterance and scores it; the point with the lowest WER wins
-(ties: the first in grid order, i.e. the smaller LM weight, then the smaller penalty). The
-acoustic scores are computed once and reused.
+Each grid point decodes every dev utterance and scores it; the point with the lowest WER wins.
+A small dev set often ties over a whole region of the grid (real yes/no and digit dev sets tie
+at every point); taking the first tied point in grid order then always picks the smallest LM
+weight and penalty, the corner of the region, whose test WER was the worst of the region in
+those runs. Ties go instead to the tied point nearest the centre of the tied points (in grid
+index units), then to the first in grid order (:func:`pick_plateau_centre`). The acoustic
+scores are computed once and reused.
 """
 
 from __future__ import annotations
@@ -49,18 +53,30 @@ def sweep(decoder: Decoder, logliks: dict[str, np.ndarray], refs: dict[str, str]
         raise AsrkdError("the sweep needs at least one LM weight and one insertion penalty")
     if not logliks:
         raise AsrkdError("no dev utterances to sweep on")
-    best: SweepResult | None = None
     table = []
+    runs = []
     sub_refs = {u: refs[u] for u in logliks}
-    for w in lm_weights:
-        for p in insertion_penalties:
+    for i, w in enumerate(lm_weights):
+        for j, p in enumerate(insertion_penalties):
             hyps, secs = decode_all(decoder, logliks, w, p)
             res = score_texts(sub_refs, {u: h.text for u, h in hyps.items()})
             table.append({"lm_weight": w, "insertion_penalty": p, "wer": res.wer,
                           "errors": res.words.errors, "ref": res.words.ref, "decode_s": secs})
+            runs.append((hyps, res))
             log.info("sweep: lm_weight %.2f insertion_penalty %.2f -> WER %.2f%%", w, p, res.wer)
-            if best is None or res.wer < best.wer:
-                best = SweepResult(w, p, res.wer, hyps=hyps, score=res)
-    assert best is not None
-    best.table = table
-    return best
+    k = pick_plateau_centre([r["errors"] for r in table], len(insertion_penalties))
+    hyps, res = runs[k]
+    return SweepResult(table[k]["lm_weight"], table[k]["insertion_penalty"], res.wer, table, hyps, res)
+
+
+def pick_plateau_centre(errors: Sequence[int], num_cols: int) -> int:
+    """Index of the chosen point of a row-major grid of error counts ``(rows * num_cols,)``:
+    among the points with the fewest errors, the one nearest the centroid of those points
+    (grid index distance), the first in grid order on a tie."""
+    if not errors or num_cols < 1 or len(errors) % num_cols:
+        raise AsrkdError(f"a grid of {len(errors)} points does not have {num_cols} columns")
+    e = np.asarray(errors)
+    tied = np.flatnonzero(e == e.min())
+    rc = np.stack([tied // num_cols, tied % num_cols], axis=1).astype(np.float64)
+    d = ((rc - rc.mean(axis=0)) ** 2).sum(axis=1)
+    return int(tied[int(np.argmin(d))])  # argmin: the first of equally near points

@@ -25,7 +25,7 @@ from asrkd.config import save_config
 from asrkd.datadir import read_table
 from asrkd.decode.build import build_decoder
 from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
-from asrkd.decode.priors import class_counts, log_priors
+from asrkd.decode.priors import class_counts, log_priors, unseen_units
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json
@@ -67,13 +67,17 @@ def _refs(data_dir: Path) -> dict[str, str]:
 def make_decoder(lang_dir: Path, train_dir: Path, prior_labels: Path | None, cfg: DecodeConfig,
                  lm_cache: Path | None = None) -> Decoder:
     """Decoder for ``lang_dir`` with the LM/word list of ``train_dir/text`` and priors from the
-    label store ``prior_labels`` (None: no prior division)."""
+    label store ``prior_labels`` (None: no prior division); units with a class that has no frame
+    in those labels are left out of the graph (:func:`asrkd.decode.priors.unseen_units`)."""
     lang = load_lang(lang_dir)
     prior = None
+    excluded: list[int] = []
     if prior_labels is not None:
-        prior = log_priors(class_counts(Path(prior_labels), lang.num_classes))
+        counts = class_counts(Path(prior_labels), lang.num_classes)
+        prior = log_priors(counts)
+        excluded = unseen_units(lang, counts)
     texts = list(_refs(train_dir).values())
-    return build_decoder(lang, texts, cfg, log_prior=prior, lm_cache=lm_cache)
+    return build_decoder(lang, texts, cfg, log_prior=prior, lm_cache=lm_cache, excluded_units=excluded)
 
 
 def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decoder: Decoder,

@@ -101,6 +101,11 @@ def evaluate_frames(
     return loss_sum, correct, frames
 
 
+def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """This process's RNG states (dropout): CPU, and the GPU's when training on one."""
+    return torch.get_rng_state(), (torch.cuda.get_rng_state(device) if device.type == "cuda" else None)
+
+
 def _checkpoint_state(cfg: TrainConfig, model: torch.nn.Module, cmvn: Any, fingerprints: dict[str, Any],
                       metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return {
@@ -187,6 +192,8 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
         if len(ck["rng"]["torch"]) != dist_info.world:
             raise AsrkdError(f"{out} was trained with {len(ck['rng']['torch'])} process(es); resume it with as many")
         torch.set_rng_state(ck["rng"]["torch"][dist_info.rank])
+        if device.type == "cuda" and ck["rng"].get("cuda"):
+            torch.cuda.set_rng_state(ck["rng"]["cuda"][dist_info.rank], device)
         p = ck["position"]
         state = RunState(p["epoch"], p["step"], p["global_step"], ck["nonfinite"], ck["metrics"],
                          ck["best"]["epoch"], ck["best"]["acc"], EpochStats(**ck["epoch_stats"]))
@@ -211,18 +218,17 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
         stepper.load_state_dict(resumed.get("stepper") or {})
 
     def save_last() -> None:
+        gathered: list[Any] = [_rng_states(device)]
         if dist_info.enabled:
-            gathered: list[Any] = [None] * dist_info.world
-            torch.distributed.all_gather_object(gathered, torch.get_rng_state())
-            rng = gathered
-        else:
-            rng = [torch.get_rng_state()]
+            gathered = [None] * dist_info.world
+            torch.distributed.all_gather_object(gathered, _rng_states(device))
         if not dist_info.is_main:
             return
         ck = _checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics)
         ck.update(kind="train", optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
                   stepper=stepper.state_dict(),
-                  rng={"torch": rng}, nonfinite=state.nonfinite, epoch_stats=state.stats.as_dict(),
+                  rng={"torch": [g[0] for g in gathered], "cuda": [g[1] for g in gathered if g[1] is not None]},
+                  nonfinite=state.nonfinite, epoch_stats=state.stats.as_dict(),
                   position={"epoch": state.epoch, "step": state.step, "global_step": state.global_step},
                   best={"epoch": state.best_epoch, "acc": state.best_acc})
         save_checkpoint(out / LAST, ck)
@@ -271,11 +277,12 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
         tr = all_reduce_sum([s.loss_sum, s.correct, s.frames, d_loss, d_correct, d_frames], dist_info)
         dev_acc = tr[4] / max(1.0, tr[5])
         improved = dev_acc > state.best_acc
+        lr_used = schedule.lr(state.global_step - 1)  # the rate of this epoch's last step
         halved = schedule.end_epoch(dev_acc)
         elapsed = time.perf_counter() - t_epoch
         m = {
             "epoch": epoch,
-            "lr": schedule.lr(state.global_step - 1),
+            "lr": lr_used,
             "train_loss": tr[0] / max(1.0, tr[2]),
             "train_frame_acc": tr[1] / max(1.0, tr[2]),
             "train_frames": int(tr[2]),

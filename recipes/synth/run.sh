@@ -16,6 +16,7 @@ extra=false               # run the temperature sweep (7) and the small-data exp
 nj=; synth_preset=; synth_seed=; num_teachers=; baseline_seed=; cache_format=; cache_k=
 sweep_temperatures=; small_fraction=
 . "$recipe/../lib.sh"
+conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
 load_conf "$conf/recipe.yaml"
 T=$(conf_get "$conf/student.yaml" loss.temperature)
 mkdir -p "$work" && cd "$work"

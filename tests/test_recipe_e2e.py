@@ -1,0 +1,107 @@
+"""The recipes end to end, at their tiny sizes.
+
+- synth (the README's main job): every stage including the temperature sweep and the small-data
+  experiment; the table's content is checked (every system beats chance and the majority class
+  by a clear margin), and a rerun recomputes nothing.
+- librispeech and timit: tiny corpora generated in the original layouts
+  (data_prep/tiny_corpus.py), through data, features, units and alignment.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from asrkd.framestore import FrameStore
+from asrkd.lang import load_lang
+
+REPO = Path(__file__).resolve().parents[1]
+SYSTEMS = ("baseline", "ensemble", "distilled")
+# Written again by every run (appended logs, the report); everything else must stay untouched.
+REWRITTEN = {"run.log", "eval.log", "RESULTS.md", "results.json", "temperature_sweep.png"}
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                                reason="espeak-ng is not installed (tools/setup.sh installs it)")
+
+
+def run_recipe(corpus: str, work: Path, *args: str, timeout: int = 600) -> tuple[subprocess.CompletedProcess, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(["bash", str(REPO / f"recipes/{corpus}/run.sh"), "--conf",
+                           str(REPO / f"recipes/{corpus}/conf/tiny"), "--work", str(work), *args],
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc, time.perf_counter() - t0
+
+
+def snapshot(root: Path) -> dict[str, int]:
+    """mtime (ns) of every file under data/ and exp/ except the ones every run rewrites."""
+    return {str(p.relative_to(root)): p.stat().st_mtime_ns for d in ("data", "exp", "corpus")
+            for p in (root / d).rglob("*") if p.is_file() and p.name not in REWRITTEN}
+
+
+def majority_rate(labels_dir: Path) -> float:
+    store = FrameStore(labels_dir)
+    y = np.concatenate([np.asarray(store[u]) for u in store.keys()])
+    return float(np.bincount(y).max() / y.size)
+
+
+def test_synth_recipe_tiny(tmp_path: Path) -> None:
+    work = tmp_path / "synth"
+    first, t_first = run_recipe("synth", work, "--extra", "true")
+    exp = work / "exp"
+    for name in ("RESULTS.md", "results.json", "temperature_sweep.png"):
+        assert (exp / name).is_file(), name
+    results = json.loads((exp / "results.json").read_text())
+    assert set(results) == {"systems", "gain_recovered", "temperature_sweep", "small_data"}
+    num_classes = load_lang(work / "data/lang").num_classes
+    chance = max(1.0 / num_classes, majority_rate(work / "data/test/labels/ali"))
+    for s in SYSTEMS:
+        r = results["systems"][s]
+        assert set(r) == {"dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer", "params", "decode_rtf"}
+        assert all(r[k] is not None for k in r), (s, r)
+        # A clear margin over the majority class (and so over 1/num_classes): models learnt.
+        assert r["test_frame_acc"] > chance + 0.04 and r["test_frame_acc"] > 3.0 / num_classes, (s, r, chance)
+        assert 0.0 <= r["test_wer"] <= 2.0 and r["decode_rtf"] > 0
+    assert results["systems"]["ensemble"]["params"] == 2 * results["systems"]["baseline"]["params"]
+    assert results["systems"]["distilled"]["params"] == results["systems"]["baseline"]["params"]
+    assert [r["T"] for r in results["temperature_sweep"]] == [1.0, 2.0]
+    assert all(r["test_frame_acc"] > chance for r in results["temperature_sweep"])
+    rows = {r["system"]: r for r in results["small_data"]}
+    assert set(rows) == {"hard targets", "soft targets", "baseline, all training data"}
+    assert 0.0 < rows["hard targets"]["train_fraction"] < 1.0
+    assert all(r["train_frame_acc"] is not None and r["test_frame_acc"] is not None for r in rows.values())
+    # The table printed at the end is the RESULTS.md written.
+    assert first.stdout.endswith((exp / "RESULTS.md").read_text())
+
+    before = snapshot(work)
+    second, t_second = run_recipe("synth", work, "--extra", "true")
+    assert snapshot(work) == before  # nothing recomputed
+    assert t_second < 0.6 * t_first, (t_first, t_second)
+    assert json.loads((exp / "results.json").read_text()) == results
+    assert second.stdout.endswith((exp / "RESULTS.md").read_text())
+
+
+@pytest.mark.parametrize("corpus,layout", [("librispeech", "LibriSpeech"), ("timit", "TIMIT")])
+def test_recipe_on_a_tiny_original_layout(corpus: str, layout: str, tmp_path: Path) -> None:
+    src = tmp_path / layout
+    proc = subprocess.run([sys.executable, str(REPO / "data_prep/tiny_corpus.py"), corpus, str(src)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    work = tmp_path / "work"
+    run_recipe(corpus, work, "--corpus", str(src), "--stop-stage", "3")
+    lang = load_lang(work / "data/lang")
+    for s in ("train", "dev", "test"):
+        labels = FrameStore(work / f"data/{s}/labels/ali")
+        feats = FrameStore(work / f"data/{s}/feats")
+        assert labels.attrs["num_classes"] == lang.num_classes
+        assert labels.attrs["lang_fingerprint"] == lang.fingerprint
+        assert len(labels.keys()) >= 2 and set(labels.keys()) <= set(feats.keys())
+        assert all(labels.num_frames(u) == feats.num_frames(u) for u in labels.keys())
+    assert not (work / "exp/teacher_1").exists()  # --stop-stage 3 stops before the teachers

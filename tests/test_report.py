@@ -1,0 +1,130 @@
+"""``asrkd report``: numbers come from the experiment's files, missing ones stay missing."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from asrkd.fileio import atomic_write_json
+from asrkd.report import collect_results, gain_recovered, write_report
+from asrkd.train.checkpoint import save_checkpoint
+
+SYSTEM_KEYS = {"dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer", "params", "decode_rtf"}
+
+
+def _checkpoint(path: Path, hidden: int) -> int:
+    """A checkpoint with a (hidden x 10 + hidden) parameter state dict; returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_checkpoint(path, {"kind": "model", "model": {"w": torch.zeros(hidden, 10), "b": torch.zeros(hidden)}})
+    return hidden * 11
+
+
+def _eval(d: Path, acc: float, errors: int | None = None, ref: int = 50, rtf: float = 0.02,
+          models: list[str] | None = None, utts: int = 10, frames: int = 1000) -> None:
+    atomic_write_json(d / "frame_acc.json", {"frame_acc": acc, "frames": frames, "utts": utts,
+                                             "models": models or [], "combine": "mean"})
+    if errors is not None:
+        atomic_write_json(d / "wer.json", {"wer": {"rate": 100.0 * errors / ref, "errors": errors, "ref": ref},
+                                           "decode_rtf": rtf})
+
+
+def _student_config(d: Path, T: float) -> None:
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "config.yaml").write_text(yaml.safe_dump({"loss": {"temperature": T, "soft_weight": 0.5},
+                                                   "model": {"num_layers": 2, "hidden_dim": 8}}))
+
+
+@pytest.fixture
+def exp(tmp_path: Path) -> Path:
+    """An experiment dir as the recipe lays it out (run from tmp_path: paths relative to it)."""
+    e = tmp_path / "exp"
+    p_base = _checkpoint(e / "baseline/final.pt", 8)
+    _checkpoint(e / "teacher_1/final.pt", 8)
+    _checkpoint(e / "teacher_2/final.pt", 8)
+    _checkpoint(e / "student/final.pt", 8)
+    _student_config(e / "student", 2.0)
+    _eval(e / "baseline/eval_dev", 0.50, 10)
+    _eval(e / "baseline/eval_test", 0.60, 12, rtf=0.03)
+    members = ["exp/teacher_1/final.pt", "exp/teacher_2/final.pt"]
+    _eval(e / "ensemble/eval_dev", 0.55, 9, models=members)
+    _eval(e / "ensemble/eval_test", 0.70, 10, models=members)
+    _eval(e / "student/eval_dev", 0.54, 9)
+    _eval(e / "student/eval_test", 0.68, 11)
+    assert p_base == 88
+    return e
+
+
+def test_table_numbers_come_from_the_files(exp: Path) -> None:
+    r = collect_results(exp)
+    assert set(r) == {"systems", "gain_recovered", "temperature_sweep", "small_data"}
+    assert set(r["systems"]) == {"baseline", "ensemble", "distilled"}
+    for s in r["systems"].values():
+        assert set(s) == SYSTEM_KEYS
+    b, e, d = (r["systems"][k] for k in ("baseline", "ensemble", "distilled"))
+    assert b["test_frame_acc"] == 0.60 and e["test_frame_acc"] == 0.70 and d["dev_frame_acc"] == 0.54
+    assert b["test_wer"] == pytest.approx(12 / 50) and e["dev_wer"] == pytest.approx(9 / 50)  # fractions
+    assert b["params"] == d["params"] == 88 and e["params"] == 2 * 88  # the ensemble: sum of members
+    assert b["decode_rtf"] == 0.03
+    assert r["gain_recovered"] == pytest.approx((0.68 - 0.60) / (0.70 - 0.60))
+    assert r["temperature_sweep"] == [] and r["small_data"] == []
+
+
+def test_missing_pieces_are_null_and_dash(exp: Path, tmp_path: Path) -> None:
+    (exp / "student/eval_test/frame_acc.json").unlink()
+    (exp / "ensemble/eval_dev/wer.json").unlink()
+    results, md = write_report(exp, tmp_path / "out")
+    assert results["systems"]["distilled"]["test_frame_acc"] is None
+    assert results["systems"]["ensemble"]["dev_wer"] is None
+    assert results["gain_recovered"] is None  # not computed from a missing number
+    saved = json.loads((tmp_path / "out/results.json").read_text())
+    assert saved == json.loads(json.dumps(results))
+    row = next(line for line in md.splitlines() if line.startswith("| Distilled"))
+    assert row.split("|")[4].strip() == "-"  # test frame acc
+    assert "Not run" in md and not (tmp_path / "out/temperature_sweep.png").exists()
+
+
+def test_gain_recovered_needs_an_ensemble_gain() -> None:
+    assert gain_recovered(0.6, 0.7, 0.686) == pytest.approx(0.86)
+    assert gain_recovered(0.6, 0.6, 0.65) is None and gain_recovered(0.6, 0.55, 0.65) is None
+    assert gain_recovered(None, 0.7, 0.65) is None
+
+
+def test_sweep_plot_and_small_data(exp: Path) -> None:
+    for t, acc in ((5.0, 0.66), (1.0, 0.64)):
+        d = exp / f"sweep/T{t:g}"
+        _student_config(d, t)
+        _eval(d / "eval_dev", acc - 0.1, 10)
+        _eval(d / "eval_test", acc, 11)
+    (exp / "sweep/cache_T1").mkdir()  # caches live there too: not a sweep row
+    _eval(exp / "baseline/eval_train", 0.65, utts=100, frames=10_000)
+    for name, train_acc, test_acc in (("hard", 0.80, 0.40), ("soft", 0.66, 0.55)):
+        _eval(exp / f"small_data/{name}/eval_train", train_acc, utts=3, frames=300)
+        _eval(exp / f"small_data/{name}/eval_test", test_acc)
+    results, md = write_report(exp)
+    assert [r["T"] for r in results["temperature_sweep"]] == [1.0, 5.0]  # sorted by T from config.yaml
+    assert results["temperature_sweep"][1]["test_frame_acc"] == 0.66
+    png = (exp / "temperature_sweep.png").read_bytes()
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    rows = {r["system"]: r for r in results["small_data"]}
+    assert rows["hard targets"]["train_fraction"] == pytest.approx(0.03)
+    assert rows["soft targets"]["test_frame_acc"] == 0.55
+    assert rows["baseline, all training data"]["train_frame_acc"] == 0.65
+    assert rows["baseline, all training data"]["test_frame_acc"] == 0.60
+    assert "temperature_sweep.png" in md and "| soft targets | 3.00% (3 utts) | 66.00% | 55.00% |" in md
+
+
+def test_cli_prints_the_table(exp: Path, tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "asrkd", "report", "exp"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "| Ensemble of 2 models | 0.2k | 55.00% | 70.00% | 18.00% | 20.00% |" in proc.stdout
+    assert (exp / "RESULTS.md").read_text() == proc.stdout
+    bad = subprocess.run([sys.executable, "-m", "asrkd", "report", "nowhere"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
