@@ -107,7 +107,7 @@ train_model() {
 # cache_targets OUT T DATA MODEL...: the ensemble's combined posteriors at temperature T on DATA.
 # Format and k: $cache_format, $cache_k (recipe.yaml).
 cache_targets() {
-  local out=$1 t=$2 data=$3; shift 3
+  local out=$1 t=$2 data=$3 m; shift 3
   local models=(); for m in "$@"; do models+=(--model "$m"); done
   asrkd cache-targets "${models[@]}" --feats "$data" --T "$t" --format "$cache_format" --k "$cache_k" \
     --lang data/lang --nj "$nj" --out "$out"
@@ -116,7 +116,7 @@ cache_targets() {
 # eval_frames OUT DATA MODEL...: frame accuracy of the model(s) on DATA (labels from
 # data/<set>/labels/ali; a subset of train is scored with train's labels).
 eval_frames() {
-  local out=$1 data=$2; shift 2
+  local out=$1 data=$2 m; shift 2
   local models=(); for m in "$@"; do models+=(--model "$m"); done
   local labels=$data/labels/ali; [ -d "$labels" ] || labels=data/train/labels/ali
   asrkd evaluate "${models[@]}" --feats "$data" --labels "$labels" --out "$out"
@@ -126,7 +126,7 @@ eval_frames() {
 # dev and test into OUT/eval_{dev,test}. LM weight and insertion penalty are swept on dev
 # ($conf/decode.yaml gives the grid); test is decoded with dev's choice.
 evaluate_sets() {
-  local out=$1; shift
+  local out=$1 m; shift
   local models=(); for m in "$@"; do models+=(--model "$m"); done
   local wer=(--lang data/lang --train-data data/train --prior-labels data/train/labels/ali)
   asrkd evaluate "${models[@]}" --feats data/dev --labels data/dev/labels/ali --out "$out/eval_dev" \

@@ -91,3 +91,19 @@ def test_fingerprint_tracks_every_field():
     base = FeatureConfig().fingerprint()
     assert base == FeatureConfig().fingerprint()
     assert len({base, FeatureConfig(num_mel_bins=41).fingerprint(), FeatureConfig(low_freq=21).fingerprint()}) == 3
+
+
+@dataclass(frozen=True)
+class _Betas:
+    betas: tuple[float, float] = (0.9, 0.999)  # Adam decay rates
+
+
+def test_fixed_length_tuple_field(tmp_path):
+    p = tmp_path / "b.yaml"
+    p.write_text("betas: [0.8, 0.99]\n")
+    assert load_config(_Betas, p).betas == (0.8, 0.99)
+    assert load_config(_Betas, None, ["betas=[1, 0.5]"]).betas == (1.0, 0.5)
+    with pytest.raises(AsrkdError, match="expected 2 items"):
+        load_config(_Betas, None, ["betas=[0.1]"])
+    with pytest.raises(AsrkdError, match="number"):
+        load_config(_Betas, None, ["betas=[a, 0.5]"])

@@ -12,8 +12,8 @@ from asrkd.decode.decoder import (
     DecodeConfig, Decoder, greedy_units, scaled_loglik, search, uniform_lm,
 )
 from asrkd.decode.graph import UnitHmms, unit_loop_graph, word_list_graph
-from asrkd.decode.priors import log_priors
-from asrkd.decode.sweep import sweep
+from asrkd.decode.priors import log_priors, unseen_units
+from asrkd.decode.sweep import pick_plateau_centre, sweep
 from asrkd.decode.synthetic import peaky_log_posteriors, state_path
 from asrkd.lm import estimate_kn
 
@@ -187,7 +187,7 @@ def test_sweep_returns_best_grid_point(tmp_path) -> None:  # noqa: ANN001
     texts = ["AB BA", "AB AB", "BA"]
     lang = _grapheme_lang(tmp_path, texts)
     lm = estimate_kn([[u for w in lang.transcript_units(t) for u in w] for t in texts], len(lang.units), 2)
-    dec = Decoder(lang, DecodeConfig(), lm=lm)
+    dec = Decoder(lang, DecodeConfig(graph="unit_loop"), lm=lm)
     rng = np.random.default_rng(1)
     logliks, refs = {}, {}
     for i, t in enumerate(texts):
@@ -201,6 +201,64 @@ def test_sweep_returns_best_grid_point(tmp_path) -> None:  # noqa: ANN001
     assert len(out.table) == 4
     assert out.wer == min(row["wer"] for row in out.table)
     assert set(out.hyps) == set(refs)
+
+
+def test_pick_plateau_centre() -> None:
+    # A unique minimum wins wherever it is.
+    assert pick_plateau_centre([3, 2, 0, 4], 2) == 2
+    # Ties: the tied point nearest the centroid of the tied points, not the first in grid order.
+    grid = [3, 1, 1, 1,
+            2, 1, 1, 1,
+            5, 1, 1, 1]
+    assert pick_plateau_centre(grid, 4) == 6  # row 1, column 2
+    # An L-shaped plateau: the centroid (1/3, 1/3) is nearest to (0, 0).
+    assert pick_plateau_centre([0, 0, 0, 9], 2) == 0
+    # Equally near points: the first in grid order.
+    assert pick_plateau_centre([1, 1, 1, 1], 2) == 0
+    with pytest.raises(Exception):
+        pick_plateau_centre([1, 2, 3], 2)
+
+
+def test_unseen_units_are_left_out(tmp_path) -> None:  # noqa: ANN001
+    """A unit none of whose frames occur in the training labels has a floored prior; dividing
+    by it boosts the unit so much that it is decoded from near-zero posteriors, unless the
+    decoder leaves it out (as make_decoder does with unseen_units)."""
+    lang = _grapheme_lang(tmp_path, ["YES NO"])
+    hmms = Decoder(lang, DecodeConfig(graph="unit_loop")).hmms
+    rng = np.random.default_rng(3)
+    units = [u for w in lang.transcript_units("YES") for u in w]
+    path = state_path(units, hmms, rng, mean_frames=5, silence_unit=0, silence_frames=8)
+    counts = np.bincount(path, minlength=lang.num_classes) * 10_000  # training saw "YES" only
+    unseen = unseen_units(lang, counts)
+    assert sorted(lang.units[u] for u in unseen) == ["N", "O"]
+    post = np.full((len(path), lang.num_classes), 1e-3, dtype=np.float32)
+    post[np.arange(len(path)), path] = 1.0
+    log_post = np.log(post / post.sum(1, keepdims=True))
+    cfg = DecodeConfig(graph="unit_loop", acoustic_scale=1.0)
+    prior = log_priors(counts)
+    boosted = Decoder(lang, cfg, log_prior=prior).decode(log_post)
+    assert set(boosted.units) & set(unseen)  # the failure mode this guards against
+    hyp = Decoder(lang, cfg, log_prior=prior, excluded_units=unseen).decode(log_post)
+    assert hyp.text == "YES" and not set(hyp.units) & set(unseen)
+    # Word lists drop the words spelled with an unseen unit.
+    wl = Decoder(lang, DecodeConfig(graph="word_list"), log_prior=prior, word_list=["YES", "NO"],
+                 excluded_units=unseen)
+    assert wl.graph.words == ["YES"]
+
+
+def test_auto_graph_spells_words_from_a_word_list(tmp_path) -> None:  # noqa: ANN001
+    """Letters in a free loop find word boundaries only at silences; "auto" gives grapheme
+    units the word list, so "YES NO" without a pause still comes out as two words."""
+    texts = ["YES NO", "NO YES"]
+    lang = _grapheme_lang(tmp_path, texts)
+    rng = np.random.default_rng(4)
+    dec = Decoder(lang, DecodeConfig(), word_list=["YES", "NO"])
+    assert dec.kind == "word_list"
+    units = [u for w in lang.transcript_units("YES NO") for u in w]  # no silence between words
+    path = state_path(units, dec.hmms, rng, mean_frames=4, silence_unit=0, silence_frames=8)
+    post = peaky_log_posteriors(path, lang.num_classes, rng, confusion=0.0)
+    assert dec.decode(post).text == "YES NO"
+    assert Decoder(lang, DecodeConfig(graph="unit_loop")).decode(post).text == "YESNO"
 
 
 def test_empty_and_tiny_inputs() -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from _train_data import make_set
 from asrkd.cmvn import apply_cmvn, load_cmvn

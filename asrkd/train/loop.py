@@ -29,7 +29,7 @@ from asrkd.models import build_model, count_params, model_config_dict, with_num_
 from asrkd.train.checkpoint import load_checkpoint, save_checkpoint
 from asrkd.train.config import TrainConfig
 from asrkd.train.data import FrameLoader, SoftSource, eval_batches, open_training_data
-from asrkd.train.distributed import DistInfo, all_reduce_sum, barrier, init_distributed
+from asrkd.train.distributed import all_reduce_sum, barrier, init_distributed
 from asrkd.train.schedule import LRSchedule
 from asrkd.train.step import Stepper, autocast_for, make_optimizer
 
