@@ -96,10 +96,15 @@ pwait() {
 # subset-data, both refusing an existing DST) unless DST is already there (written atomically).
 new_data_dir() { local dst=$1; shift; [ -f "$dst/text" ] || "$@"; }
 
+# done_in DIR MARKER...: true when a step already completed into DIR (all its markers exist).
+# train/evaluate skip themselves too; checking here saves starting python for each on a rerun.
+done_in() { local d=$1 m; shift; for m in "$@"; do [ -f "$d/$m" ] || return 1; done; }
+
 # train_model CONF OUT [ARGS...]: asrkd train on data/train (dev: data/dev); ARGS are added
 # last, so --feats/--seed/--soft-targets/--set given there win.
 train_model() {
   local cfg=$1 out=$2; shift 2
+  done_in "$out" .done && return 0
   asrkd train --config "$cfg" --feats data/train --labels data/train/labels/ali \
     --dev-feats data/dev --dev-labels data/dev/labels/ali --out "$out" "$@"
 }
@@ -119,6 +124,7 @@ eval_frames() {
   local out=$1 data=$2 m; shift 2
   local models=(); for m in "$@"; do models+=(--model "$m"); done
   local labels=$data/labels/ali; [ -d "$labels" ] || labels=data/train/labels/ali
+  done_in "$out" .frame_acc.done && return 0
   asrkd evaluate "${models[@]}" --feats "$data" --labels "$labels" --out "$out"
 }
 
@@ -129,10 +135,12 @@ evaluate_sets() {
   local out=$1 m; shift
   local models=(); for m in "$@"; do models+=(--model "$m"); done
   local wer=(--lang data/lang --train-data data/train --prior-labels data/train/labels/ali)
-  asrkd evaluate "${models[@]}" --feats data/dev --labels data/dev/labels/ali --out "$out/eval_dev" \
-    "${wer[@]}" --dev data/dev --decode-config "$conf/decode.yaml"
-  asrkd evaluate "${models[@]}" --feats data/test --labels data/test/labels/ali --out "$out/eval_test" \
-    "${wer[@]}" --decode-config "$out/eval_dev/decode_config.yaml"
+  done_in "$out/eval_dev" .frame_acc.done .wer.done ||
+    asrkd evaluate "${models[@]}" --feats data/dev --labels data/dev/labels/ali --out "$out/eval_dev" \
+      "${wer[@]}" --dev data/dev --decode-config "$conf/decode.yaml"
+  done_in "$out/eval_test" .frame_acc.done .wer.done ||
+    asrkd evaluate "${models[@]}" --feats data/test --labels data/test/labels/ali --out "$out/eval_test" \
+      "${wer[@]}" --decode-config "$out/eval_dev/decode_config.yaml"
 }
 
 # temperature_sweep "T1 T2 ..." TEACHER...: per T a cache (exp/sweep/cache_T<T>) and a student

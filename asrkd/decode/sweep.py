@@ -3,7 +3,7 @@
 Each grid point decodes every dev utterance and scores it; the point with the lowest WER wins.
 A small dev set often ties over a whole region of the grid (real yes/no and digit dev sets tie
 at every point); taking the first tied point in grid order then always picks the smallest LM
-weight and penalty, the corner of the region, whose test WER was the worst of the region in
+weight and penalty, the corner of the region, whose test WER was among the worst of the region in
 those runs. Ties go instead to the tied point nearest the centre of the tied points (in grid
 index units), then to the first in grid order (:func:`pick_plateau_centre`). The acoustic
 scores are computed once and reused.
