@@ -32,7 +32,6 @@ log = logging.getLogger("asrkd.report")
 SYSTEMS = ("baseline", "ensemble", "distilled")
 # Default directory (under the experiment dir) of each system of Table 1.
 DEFAULT_DIRS = {"baseline": "baseline", "ensemble": "ensemble", "distilled": "student"}
-SYSTEM_KEYS = ("dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer", "params", "decode_rtf")
 LABELS = {"baseline": "Baseline (one model, hard labels)", "ensemble": "Ensemble of {n} models",
           "distilled": "Distilled single model"}
 PLOT_NAME = "temperature_sweep.png"
@@ -240,7 +239,7 @@ def render_markdown(results: dict[str, Any], context: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _context(exp_dir: Path, dirs: dict[str, str], results: dict[str, Any]) -> dict[str, Any]:
+def _context(exp_dir: Path, dirs: dict[str, str]) -> dict[str, Any]:
     dirs = {**DEFAULT_DIRS, **dirs}
     cfg = _train_config(exp_dir / dirs["distilled"])
     loss = cfg.get("loss") or {}
@@ -261,7 +260,7 @@ def write_report(exp_dir: Path, out_dir: Path | None = None, dirs: dict[str, str
     out_dir = Path(out_dir) if out_dir is not None else exp_dir
     dirs = dirs or {}
     results = collect_results(exp_dir, dirs)
-    context = _context(exp_dir, dirs, results)
+    context = _context(exp_dir, dirs)
     if results["temperature_sweep"]:
         from asrkd.report_plot import plot_temperature_sweep
 

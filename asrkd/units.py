@@ -104,22 +104,33 @@ def train_sentencepiece(
     lines = [t for t in texts if t.strip()]
     if not lines:
         raise AsrkdError("no non-empty transcripts to train sentencepiece on")
+    # SentencePiece needs a piece for every character (full coverage), for the word-start
+    # marker and for <unk>; below that it fails with an internal RuntimeError.
+    chars = {c for t in lines for c in t if not c.isspace()}
+    need = len(chars) + 2
+    if vocab_size < need:
+        raise AsrkdError(f"vocab_size {vocab_size} is too small: the transcripts have {len(chars)} distinct "
+                         f"characters, so sentencepiece needs at least {need} pieces (characters + word-start "
+                         f"marker + <unk>); use vocab_size >= {need} or unit_type=grapheme")
     model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(lines),
-        model_writer=model,
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=1.0,
-        bos_id=-1,
-        eos_id=-1,
-        unk_id=0,
-        hard_vocab_limit=False,
-        # Keep pieces inside words: word boundaries are where optional silence goes.
-        split_by_whitespace=True,
-        minloglevel=2,
-        num_threads=1,
-    )
+    try:
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(lines),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type=model_type,
+            character_coverage=1.0,
+            bos_id=-1,
+            eos_id=-1,
+            unk_id=0,
+            hard_vocab_limit=False,
+            # Keep pieces inside words: word boundaries are where optional silence goes.
+            split_by_whitespace=True,
+            minloglevel=2,
+            num_threads=1,
+        )
+    except RuntimeError as e:  # any other refusal of the trainer: its message, without a traceback
+        raise AsrkdError(f"sentencepiece training failed (vocab_size {vocab_size}): {e}") from None
     Path(f"{model_prefix}.model").write_bytes(model.getvalue())
     return SentencePieceTokenizer(Path(f"{model_prefix}.model")).vocabulary()
 

@@ -25,8 +25,12 @@ LETTERS = "ABCDE"
 WORDS = ["AB", "CAD", "EBA", "DEC", "BE", "ACE"]
 
 
-def _make_set(d: Path, n_utts: int, seed: int, means: np.ndarray, short: bool = False) -> None:
-    """Write a data dir with feats/, utt2num_frames, cmvn.json, text and a reference word CTM."""
+def _make_set(d: Path, n_utts: int, seed: int, means: np.ndarray, short: bool = False,
+              quiet: tuple[int, ...] = ()) -> None:
+    """Write a data dir with feats/, utt2num_frames, cmvn.json, text and a reference word CTM.
+
+    Utterances numbered in ``quiet`` open with 40 frames of background 12 units (natural log)
+    quieter than everyone else's, as a recording with another gain or digital silence does."""
     rng = np.random.default_rng(seed)
     feats, text, ref = {}, {}, {}
     for i in range(n_utts):
@@ -40,6 +44,9 @@ def _make_set(d: Path, n_utts: int, seed: int, means: np.ndarray, short: bool = 
         n = int(rng.integers(8, 20))
         emit(means[0], n)
         t += n
+        if i in quiet:
+            emit(means[0] - 12.0, 40)
+            t += 40
         for w_i, w in enumerate(words):
             if w_i > 0 and rng.random() < 0.4:
                 n = int(rng.integers(5, 15))
@@ -129,3 +136,42 @@ def test_model_for_another_lang_is_refused(corpus: Path, tmp_path: Path) -> None
     rc = main(["align", str(corpus / "test"), str(tmp_path / "lang2"), "--name", "other",
                "--model", str(corpus / "exp" / "final.gmm.npz")])
     assert rc == 2
+
+
+def test_quieter_background_is_silence(tmp_path: Path) -> None:
+    """Background far quieter than the corpus's usual silence is labelled silence, in training
+    and when aligning another set with the model (the noise floor travels with the model)."""
+    rng = np.random.default_rng(0)
+    means = rng.normal(0, 2.5, (1 + 3 * len(LETTERS), 40))
+    means[0] = -4.0
+    means[1:] = np.logaddexp(means[1:], means[0])  # speech adds power to the background
+    _make_set(tmp_path / "train", 30, 3, means, quiet=(0,))
+    _make_set(tmp_path / "test", 6, 4, means, quiet=(0, 1, 2))
+    assert main(["make-units", str(tmp_path / "train"), str(tmp_path / "lang"), "--set", "unit_type=grapheme"]) == 0
+    assert main(["align", str(tmp_path / "train"), str(tmp_path / "lang"), "--exp", str(tmp_path / "exp"),
+                 "--set", "iterations=6", "--set", "mixup_iterations=3", "--set", "max_gauss=60"]) == 0
+    assert main(["align", str(tmp_path / "test"), str(tmp_path / "lang"),
+                 "--model", str(tmp_path / "exp" / "final.gmm.npz")]) == 0
+    lang = load_lang(tmp_path / "lang")
+    for s, utts in (("train", ["spk1-u000"]), ("test", ["spk1-u000", "spk1-u001", "spk1-u002"])):
+        labels = FrameStore(tmp_path / s / "labels" / "flatstart")
+        ref = read_ctm(tmp_path / s / "ref_word.ctm")
+        for u in utts:
+            first_word_frame = int(round((ref[u][0][1] - float(boundary_time(0))) / 0.01))
+            units = lang.class_unit[np.asarray(labels[u])]
+            lead = units[: first_word_frame - 2]
+            assert (lead == lang.silence_unit).all(), (s, u, units[:first_word_frame])
+            assert units[first_word_frame + 2] != lang.silence_unit
+
+
+def test_noise_floor_lifts_only_quiet_frames() -> None:
+    from asrkd.align.frontend import FrontendConfig, transform
+
+    cfg = FrontendConfig(num_ceps=0, delta_order=0, cmvn="none")
+    floor = np.zeros(4, dtype=np.float32)
+    x = np.array([[-20.0, -20.0, -20.0, -20.0], [10.0, 10.0, 10.0, 10.0], [0.0, 0.0, 0.0, 0.0]], dtype=np.float32)
+    y = transform(x, None, cfg, floor)
+    np.testing.assert_allclose(y[0], 0.0, atol=1e-6)  # far below: onto the floor
+    np.testing.assert_allclose(y[1], 10.0, atol=1e-4)  # far above: unchanged
+    np.testing.assert_allclose(y[2], np.log(2.0), atol=1e-6)  # at the floor: powers add
+    np.testing.assert_array_equal(transform(x, None, cfg, None), x)

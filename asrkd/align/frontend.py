@@ -1,4 +1,13 @@
-"""Features for the Gaussian aligner: stored fbank -> CMVN -> (optional) cepstra -> deltas.
+"""Features for the Gaussian aligner: stored fbank -> noise floor -> CMVN -> (optional) cepstra
+-> deltas.
+
+*Noise floor*: a recording whose background is far quieter than the rest of the corpus (digital
+silence, another microphone gain) gives silence frames that no silence Gaussian trained on the
+usual background explains; they end up in the broadest speech state instead, and the labels
+teach the acoustic model that quiet means speech. Adding a constant background power to every
+log-mel bin, ``log(exp(x) + exp(floor))``, with ``floor`` a low per-bin percentile of the
+training frames (stored with the model), maps every quieter-than-usual frame onto the usual
+background, lifts the usual background by at most log 2 and leaves speech nearly unchanged.
 
 Diagonal Gaussians model decorrelated features best, so by default the 40 log-mel energies are
 turned into ``num_ceps`` cepstral coefficients (DCT-II, as MFCCs are made) before deltas;
@@ -25,6 +34,8 @@ class FrontendConfig:
     delta_order: int = 2  # 0: statics only, 1: + deltas, 2: + delta-deltas
     delta_window: int = 2  # frames each side in the delta regression
     cmvn: str = "speaker"  # "speaker", "global" or "none": mean/variance normalisation
+    floor_percentile: float = 5.0  # noise floor per log-mel bin: this percentile (%) of the training frames (0: none)
+    floor_max_frames: int = 200_000  # frames sampled (evenly) to estimate the noise floor
 
 
 def dct_matrix(num_in: int, num_out: int) -> np.ndarray:
@@ -52,9 +63,28 @@ def add_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
     return np.concatenate(out, axis=1).astype(np.float32)
 
 
-def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig) -> np.ndarray:
-    """``feats: (T, F)`` stored features -> ``(T, D)`` aligner features."""
+def estimate_floor(store: FrameStore, utts: list[str], cfg: FrontendConfig) -> np.ndarray | None:
+    """Noise floor ``(F,)`` of the stored features of ``utts``: per-bin ``cfg.floor_percentile``
+    over at most ``cfg.floor_max_frames`` frames taken evenly; None if the floor is off."""
+    if cfg.floor_percentile <= 0:
+        return None
+    utts = [u for u in utts if u in store]
+    total = sum(store.num_frames(u) for u in utts)
+    if total == 0:
+        return None
+    step = max(1, -(-total // max(cfg.floor_max_frames, 1)))
+    sample = np.concatenate([np.asarray(store[u][::step], dtype=np.float32) for u in utts])
+    return np.percentile(sample, cfg.floor_percentile, axis=0).astype(np.float32)
+
+
+def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig,
+              floor: np.ndarray | None = None) -> np.ndarray:
+    """``feats: (T, F)`` stored features -> ``(T, D)`` aligner features; ``floor: (F,)`` noise
+    floor (:func:`estimate_floor`) or None."""
     x = np.asarray(feats, dtype=np.float32)
+    if floor is not None:
+        x = np.logaddexp(x, floor[None, :]).astype(np.float32)
+    # CMVN stats of the raw features after the floor: still one fixed affine map per speaker.
     if stats is not None:
         x = apply_cmvn(x, stats)
     if cfg.num_ceps > 0:
@@ -62,10 +92,17 @@ def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig) -> np.
     return add_deltas(x, cfg.delta_order, cfg.delta_window)
 
 
-def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig) -> tuple[dict[str, np.ndarray], str]:
-    """Aligner features of ``utts`` of ``data_dir`` -> ({utt: (T, D)}, feats fingerprint)."""
+def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig,
+                  floor: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], str, np.ndarray | None]:
+    """Aligner features of ``utts`` of ``data_dir`` -> ({utt: (T, D)}, feats fingerprint, noise
+    floor ``(F,)``). ``floor``: the training set's (from the model); None estimates it here
+    (training) when ``cfg.floor_percentile > 0``."""
     data_dir = Path(data_dir)
     store = FrameStore(data_dir / "feats")
+    if floor is None:
+        floor = estimate_floor(store, utts, cfg)
+    elif tuple(floor.shape) != tuple(store.shape):
+        raise AsrkdError(f"{data_dir}/feats have dimension {store.shape}, the aligner's noise floor {floor.shape}")
     expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
     cmvn = load_cmvn(data_dir) if cfg.cmvn != "none" else None
     utt2spk = read_table(data_dir / "utt2spk")
@@ -80,5 +117,5 @@ def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig) -> tuple
         if cmvn is not None:
             stats = cmvn["speakers"].get(utt2spk[u]) if cfg.cmvn == "speaker" else None
             stats = stats or cmvn["global"]
-        out[u] = transform(f, stats, cfg)
-    return out, str(store.attrs.get("fingerprint", ""))
+        out[u] = transform(f, stats, cfg, floor)
+    return out, str(store.attrs.get("fingerprint", "")), floor

@@ -3,7 +3,8 @@ and write the label store ``data/<set>/labels/<name>/``.
 
 Training writes the experiment directory ``exp/<name>/``: ``config.yaml`` (resolved),
 ``command``, ``log``, ``metrics.json`` (per-iteration curve, failures), ``final.gmm.npz``
-(the model, with the lang and feature fingerprints and its front-end config), ``.done``.
+(the model, with the lang and feature fingerprints, its front-end config and the training
+set's noise floor), ``.done``.
 Aligning another set (dev/test) with ``--model`` reads that model and refuses a model made for
 another lang or another feature configuration.
 
@@ -13,6 +14,7 @@ per :mod:`asrkd.framing`) and ``report.json``.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sys
@@ -76,12 +78,13 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     lang = load_lang(lang_dir)
     texts = read_table(data_dir / "text", allow_empty_value=True)
     utts = sorted(read_table(data_dir / "utt2num_frames"))
-    feats, feats_fp = load_features(data_dir, utts, cfg.frontend)
+    feats, feats_fp, floor = load_features(data_dir, utts, cfg.frontend)
     missing = {u: "no-features" for u in utts if u not in feats}
     gmm, alis, failed, curve = train_flat_start(lang, feats, texts, cfg)
     failed.update(missing)
     gmm.save(exp_dir / MODEL_FILE, lang_fingerprint=lang.fingerprint, feats_fingerprint=feats_fp,
-             frontend=json.dumps(to_dict(cfg.frontend)), acoustic_scale=str(cfg.acoustic_scale))
+             frontend=json.dumps(to_dict(cfg.frontend)), acoustic_scale=str(cfg.acoustic_scale),
+             noise_floor=json.dumps(None if floor is None else [float(v) for v in floor]))
     atomic_write_json(exp_dir / "metrics.json", {"curve": curve, "failed": len(failed),
                                                  "utterances": len(alis), "gauss": gmm.num_gauss})
     out = _write_outputs(data_dir, name, lang, texts, alis, failed, feats_fp, f"flat-start:{exp_dir}",
@@ -104,9 +107,14 @@ def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path
     if gmm.num_classes != lang.num_classes:
         raise AsrkdError(f"{model_path} has {gmm.num_classes} classes, {lang_dir} has {lang.num_classes}")
     fe = from_dict(FrontendConfig, json.loads(meta["frontend"]))
+    floor = json.loads(meta.get("noise_floor", "null"))
+    if floor is None:  # trained without a noise floor (or before it existed): none here either
+        fe = dataclasses.replace(fe, floor_percentile=0.0)
+    else:
+        floor = np.asarray(floor, dtype=np.float32)
     texts = read_table(data_dir / "text", allow_empty_value=True)
     utts = sorted(read_table(data_dir / "utt2num_frames"))
-    feats, feats_fp = load_features(data_dir, utts, fe)
+    feats, feats_fp, _ = load_features(data_dir, utts, fe, floor)
     if feats_fp != meta.get("feats_fingerprint"):
         raise AsrkdError(f"{data_dir}/feats were computed with another feature config than {model_path}'s training set")
     graphs, failed = make_graphs(lang, texts, sorted(feats))

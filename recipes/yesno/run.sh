@@ -51,7 +51,8 @@ if stage 5 "soft-target cache: the ensemble's mean posteriors at T=$T"; then
 fi
 
 if stage 6 "student: hard labels + soft targets at T=$T"; then
-  train_model "$conf/student.yaml" exp/student --soft-targets "exp/cache_T$T"
+  pjob exp/student/run.log train_model "$conf/student.yaml" exp/student --soft-targets "exp/cache_T$T"
+  pwait
 fi
 
 if [ "$extra" = true ] && stage 7 "temperature sweep: a cache and a student per T in $sweep_temperatures"; then
