@@ -6,7 +6,9 @@ Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 
   input-gradient and weight-gradient layouts), best of several repeats - the machine's ceiling.
 - ``train_frames_per_s_hinton2015`` / ``train_frames_per_s_cpu``: frames per second of the real
   loader + step (:class:`asrkd.train.data.FrameLoader`, :class:`asrkd.train.step.Stepper`) on a
-  synthetic frame store, best window of ``--runs`` timed windows.
+  synthetic frame store, best window of ``--runs`` timed windows. For the DNN with Adam in bf16
+  on CPU the Stepper takes the hand-fused path (:mod:`asrkd.train.fast_dnn`); the time includes
+  the whole step (forward, loss, backward, clipping, Adam).
 - ``train_mfu_hinton2015``: model FLOPs/s during training (forward + backward = 3 x forward
   matmul FLOPs) of the best window / ``bf16_matmul_tflops`` (conservative: both are bests, and
   the peak is re-measured before and after every training window). Other helpers share the
