@@ -16,7 +16,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asrkd.datadir import DataDir, Segment, read_data_dir, read_table, write_data_dir
+from asrkd.datadir import DataDir, Segment, read_data_dir, write_data_dir
 from asrkd.errors import AsrkdError
 from asrkd.fileio import remove_tree
 

@@ -18,6 +18,7 @@ import torch
 from asrkd.cmvn import apply_cmvn
 from asrkd.errors import AsrkdError
 from asrkd.logs import progress
+from asrkd.softtargets.combine import combine_logits
 from asrkd.train.checkpoint import LoadedModel
 from asrkd.train.data import context_windows, open_training_data
 
@@ -53,14 +54,9 @@ def member_log_posteriors(
 def combine_posteriors(log_posts: Sequence[torch.Tensor], combine: Combine = "mean") -> torch.Tensor:
     """Members' ``(T, C)`` log-posteriors -> the ensemble's ``(T, C)`` posteriors.
 
-    mean: arithmetic mean of the probabilities; geometric: normalised geometric mean
-    (softmax of the mean log-probability)."""
-    stacked = torch.stack(list(log_posts))  # (M, T, C)
-    if combine == "mean":
-        return stacked.exp().mean(0)
-    if combine == "geometric":
-        return torch.softmax(stacked.mean(0), dim=-1)
-    raise AsrkdError(f"unknown combination {combine!r}; use mean or geometric")
+    The same rules as the soft-target cache (mean of probabilities, or normalised geometric
+    mean) at temperature 1: log-posteriors are valid logits, so one implementation serves both."""
+    return combine_logits(list(log_posts), 1.0, combine)
 
 
 def posteriors(models: Sequence[LoadedModel], feats: np.ndarray, combine: Combine = "mean",

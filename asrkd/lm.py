@@ -171,7 +171,7 @@ class UnitLM:
                     line += f"\t{self.backoff_logw[index[ngram]] * l10:.6f}"
                 by_order[len(ngram)].append(line)
         # <s> is a unigram that only serves as a context (probability 0, i.e. -99 in ARPA).
-        bos_line = f"-99\t<s>"
+        bos_line = "-99\t<s>"
         if (self.bos,) in index:
             bos_line += f"\t{self.backoff_logw[index[(self.bos,)]] * l10:.6f}"
         by_order[1].append(bos_line)

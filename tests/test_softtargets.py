@@ -12,7 +12,7 @@ import torch
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.kd_loss import kd_loss
-from asrkd.softtargets.cache import CacheSpec, SoftTargetCache, plan_shards, write_cache
+from asrkd.softtargets.cache import CacheSpec, plan_shards, write_cache
 from asrkd.softtargets.combine import combine_logits
 from asrkd.softtargets.formats import TargetFormat, decode_dense, encode
 from asrkd.softtargets.source import (
@@ -198,7 +198,7 @@ def test_cached_and_online_give_the_same_loss(tmp_path: Path, storage: str) -> N
     from asrkd.softtargets.run import cache_targets
     from asrkd.train.data import FrameLoader, open_training_data
 
-    counts = make_data_dir(tmp_path / "train")
+    make_data_dir(tmp_path / "train")
     cmvn = load_cmvn(tmp_path / "train")["global"]
     paths = [tmp_path / f"t{i}.pt" for i in range(3)]
     modules = [make_teacher(p, cmvn, seed=i) for i, p in enumerate(paths)]

@@ -61,7 +61,6 @@ class DiagGmm:
     @classmethod
     def init_global(cls, num_classes: int, mean: np.ndarray, var: np.ndarray) -> "DiagGmm":
         """Every class one Gaussian equal to the global distribution (flat start)."""
-        D = mean.shape[0]
         return cls(np.arange(num_classes + 1), np.ones(num_classes),
                    np.tile(mean, (num_classes, 1)), np.tile(var, (num_classes, 1)))
 

@@ -27,7 +27,7 @@ from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_don
 from asrkd.logs import progress
 
 from .reference import Timed, ctm_lines
-from .text_source import Sentence, kjv_text, load_sentences, split_sentences
+from .text_source import kjv_text, load_sentences, split_sentences
 from .utterance import Augment, Job, make_utterance
 from .voices import pick_configs, split_configs
 
