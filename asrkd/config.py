@@ -160,20 +160,23 @@ def apply_overrides(data: dict[str, Any], overrides: list[str], cls: type) -> di
     return out
 
 
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The mapping in YAML file ``path`` ({} for an empty file); clear errors otherwise."""
+    p = Path(path)
+    if not p.is_file():
+        raise AsrkdError(f"config file not found: {p}")
+    try:
+        loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise AsrkdError(f"config file {p} is not valid YAML: {e}") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise AsrkdError(f"config file {p}: top level must be a mapping")
+    return loaded or {}
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None) -> T:
     """Defaults of ``cls``, then the YAML file at ``path`` (if any), then ``overrides``."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise AsrkdError(f"config file not found: {p}")
-        try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as e:
-            raise AsrkdError(f"config file {p} is not valid YAML: {e}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise AsrkdError(f"config file {p}: top level must be a mapping")
-        data = loaded or {}
+    data = read_yaml_mapping(path) if path is not None else {}
     try:
         if overrides:
             data = apply_overrides(data, overrides, cls)

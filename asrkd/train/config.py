@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 
-from asrkd.config import apply_overrides, from_dict
+from asrkd.config import apply_overrides, from_dict, read_yaml_mapping
 from asrkd.errors import AsrkdError
 from asrkd.models import ModelConfig, apply_preset
 
@@ -66,17 +65,7 @@ class TrainConfig:
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Defaults < model preset < YAML file < ``--set`` overrides."""
-    data: dict[str, Any] = {}
-    if path is not None:
-        p = Path(path)
-        if not p.is_file():
-            raise AsrkdError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise AsrkdError(f"config file {p} is not valid YAML: {e}") from None
-        if not isinstance(data, dict):
-            raise AsrkdError(f"config file {p}: top level must be a mapping")
+    data = read_yaml_mapping(path) if path is not None else {}
     overrides = list(overrides or [])
     model = dict(data.get("model") or {})
     # A preset chosen on the command line still sits *under* the YAML's explicit values.
