@@ -9,7 +9,7 @@ from pathlib import Path
 from asrkd.commands._common import add_force_arg
 
 NAME = "evaluate"
-HELP = "frame accuracy of one model or an ensemble (mean / geometric mean of posteriors)"
+HELP = "frame accuracy and WER (hybrid decoding) of one model or an ensemble (mean / geometric mean of posteriors)"
 
 log = logging.getLogger("asrkd.commands.evaluate")
 
