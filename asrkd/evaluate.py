@@ -1,7 +1,7 @@
 """Frame accuracy of one model or an ensemble (arithmetic or geometric mean of posteriors).
 
 :func:`posteriors` is the reusable core (the decoder adds WER on top of it): each model
-normalises the raw features with the CMVN it was trained with, sees its own context windows,
+normalises the raw features as it was trained (noise floor, CMVN), sees its own context windows,
 and the members' distributions are combined per frame.
 """
 
@@ -15,7 +15,6 @@ from typing import Any, Literal, Sequence
 import numpy as np
 import torch
 
-from asrkd.cmvn import apply_cmvn
 from asrkd.errors import AsrkdError
 from asrkd.logs import progress
 from asrkd.softtargets.combine import combine_logits
@@ -39,9 +38,7 @@ def member_log_posteriors(
     """``feats: (T, F)`` raw features of one utterance -> per model ``(T, C)`` log-posteriors."""
     out = []
     for m in models:
-        f = np.asarray(feats, dtype=np.float32)
-        if m.cmvn is not None:
-            f = apply_cmvn(f, m.cmvn)
+        f = m.normalize(feats)
         x = torch.from_numpy(context_windows(f, m.config.left_context, m.config.right_context))
         parts = []
         with torch.no_grad(), _autocast(precision):

@@ -1,13 +1,11 @@
 """Features for the Gaussian aligner: stored fbank -> noise floor -> CMVN -> (optional) cepstra
 -> deltas.
 
-*Noise floor*: a recording whose background is far quieter than the rest of the corpus (digital
-silence, another microphone gain) gives silence frames that no silence Gaussian trained on the
-usual background explains; they end up in the broadest speech state instead, and the labels
-teach the acoustic model that quiet means speech. Adding a constant background power to every
-log-mel bin, ``log(exp(x) + exp(floor))``, with ``floor`` a low per-bin percentile of the
-training frames (stored with the model), maps every quieter-than-usual frame onto the usual
-background, lifts the usual background by at most log 2 and leaves speech nearly unchanged.
+*Noise floor* (:mod:`asrkd.inputnorm`): a recording whose background is far quieter than the
+rest of the corpus gives silence frames that no silence Gaussian trained on the usual background
+explains; they end up in the broadest speech state instead, and the labels teach the acoustic
+model that quiet means speech. The floor, a low per-bin percentile of the training frames
+(stored with the model), maps every quieter-than-usual frame onto the usual background.
 
 Diagonal Gaussians model decorrelated features best, so by default the 40 log-mel energies are
 turned into ``num_ceps`` cepstral coefficients (DCT-II, as MFCCs are made) before deltas;
@@ -22,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd.cmvn import apply_cmvn, load_cmvn
+from asrkd import inputnorm
+from asrkd.cmvn import load_cmvn
 from asrkd.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
@@ -64,29 +63,17 @@ def add_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
 
 
 def estimate_floor(store: FrameStore, utts: list[str], cfg: FrontendConfig) -> np.ndarray | None:
-    """Noise floor ``(F,)`` of the stored features of ``utts``: per-bin ``cfg.floor_percentile``
-    over at most ``cfg.floor_max_frames`` frames taken evenly; None if the floor is off."""
-    if cfg.floor_percentile <= 0:
-        return None
-    utts = [u for u in utts if u in store]
-    total = sum(store.num_frames(u) for u in utts)
-    if total == 0:
-        return None
-    step = max(1, -(-total // max(cfg.floor_max_frames, 1)))
-    sample = np.concatenate([np.asarray(store[u][::step], dtype=np.float32) for u in utts])
-    return np.percentile(sample, cfg.floor_percentile, axis=0).astype(np.float32)
+    """Noise floor ``(F,)`` of the stored features of ``utts`` (:func:`asrkd.inputnorm.estimate_floor`
+    with this front end's percentile and frame budget); None if the floor is off."""
+    return inputnorm.estimate_floor(store, utts, cfg.floor_percentile, cfg.floor_max_frames)
 
 
 def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig,
               floor: np.ndarray | None = None) -> np.ndarray:
     """``feats: (T, F)`` stored features -> ``(T, D)`` aligner features; ``floor: (F,)`` noise
     floor (:func:`estimate_floor`) or None."""
-    x = np.asarray(feats, dtype=np.float32)
-    if floor is not None:
-        x = np.logaddexp(x, floor[None, :]).astype(np.float32)
     # CMVN stats of the raw features after the floor: still one fixed affine map per speaker.
-    if stats is not None:
-        x = apply_cmvn(x, stats)
+    x = inputnorm.normalize_input(feats, stats, floor)
     if cfg.num_ceps > 0:
         x = x @ dct_matrix(x.shape[1], min(cfg.num_ceps, x.shape[1]))
     return add_deltas(x, cfg.delta_order, cfg.delta_window)

@@ -192,19 +192,11 @@ class OnlineTeacherSource:
 
     def __init__(self, teachers: Sequence, feats: FrameStore, T: float, combine: str = "mean",
                  fmt: TargetFormat | None = None, precision: str = "fp32"):
-        from asrkd.cmvn import mean_std
         from asrkd.train.data import window_offsets
 
         self.teachers = list(teachers)
         self.feats = feats
         self.offsets = [window_offsets(t.left, t.right) for t in self.teachers]
-        self.norm = []
-        for t in self.teachers:
-            if t.cmvn is None:
-                self.norm.append(None)
-            else:
-                m, s = mean_std(t.cmvn)
-                self.norm.append((torch.from_numpy(m.astype(np.float32)), torch.from_numpy(s.astype(np.float32))))
         self.T, self.combine, self.format, self.precision = T, combine, fmt, precision
 
     def load(self, utts: list[str]) -> _OnlineChunk:
@@ -218,10 +210,9 @@ class OnlineTeacherSource:
 
         logits = []
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            for t, off, norm in zip(self.teachers, self.offsets, self.norm):
-                x = torch.from_numpy(chunk.feats[window_index(rows, chunk.start[rows], chunk.end[rows], off)])
-                if norm is not None:
-                    x = (x - norm[0]) / norm[1]
+            for t, off in zip(self.teachers, self.offsets):
+                w = chunk.feats[window_index(rows, chunk.start[rows], chunk.end[rows], off)]  # (N, W, F)
+                x = torch.from_numpy(t.normalize(w.reshape(-1, w.shape[-1])).reshape(w.shape))
                 logits.append(t.module(x).float())
         return online_targets(logits, self.T, self.combine, self.format)
 

@@ -1,6 +1,6 @@
 """Teacher checkpoints as the cache writer's callables: raw features (T, F) -> logits (T, C).
 
-Each wrapper applies what the model was trained with (its recorded CMVN, its context window,
+Each wrapper applies what the model was trained with (its recorded noise floor and CMVN, its context window,
 edges repeating the end frames as in training) and runs the frames in slices so memory stays
 bounded on long utterances. Loading goes through :func:`asrkd.train.checkpoint.load_model`
 (``torch.load(weights_only=True)``: a checkpoint runs no code).
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrkd.cmvn import apply_cmvn
+from asrkd.inputnorm import normalize_input
 from asrkd.errors import AsrkdError
 from asrkd.fileio import sha256_file
 
@@ -33,13 +33,16 @@ class Teacher:
     num_classes: int
     fingerprints: dict[str, Any]
     info: dict[str, str]  # {"path": ..., "sha256": ...}
+    noise_floor: np.ndarray | None = None  # (F,) applied before the CMVN, as in training
+
+    def normalize(self, feats: np.ndarray) -> np.ndarray:
+        """``feats: (T, F)`` raw features -> ``(T, F)`` this teacher's input."""
+        return normalize_input(feats, self.cmvn, self.noise_floor)
 
     def __call__(self, feats: torch.Tensor) -> torch.Tensor:
         from asrkd.train.data import context_windows
 
-        f = feats.detach().cpu().numpy().astype(np.float32, copy=False)
-        if self.cmvn is not None:
-            f = apply_cmvn(f, self.cmvn)
+        f = self.normalize(feats.detach().cpu().numpy())
         x = context_windows(f, self.left, self.right)  # (T, W, F)
         out = [self.module(torch.from_numpy(x[s : s + SLICE_FRAMES])) for s in range(0, x.shape[0], SLICE_FRAMES)]
         return torch.cat(out) if out else torch.zeros(0, self.num_classes)
@@ -58,6 +61,7 @@ def load_teacher(path: Path) -> Teacher:
         num_classes=cfg.num_classes,
         fingerprints=dict(m.meta.get("fingerprints") or {}),
         info={"path": str(path), "sha256": sha256_file(Path(path))},
+        noise_floor=m.noise_floor,
     )
 
 

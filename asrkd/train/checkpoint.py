@@ -7,6 +7,7 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts::
     model_config     plain dict of asrkd.models.ModelConfig (the model is rebuilt from it)
     train_config     plain dict of asrkd.train.config.TrainConfig
     cmvn             the CMVN stats entry the model was trained with, or None
+    noise_floor      the noise floor [F] applied before the CMVN (asrkd.inputnorm), or None/absent
     fingerprints     {"feats": ..., "lang": ...} of the training data
     metrics          per-epoch metrics so far
     (train only)     optimizer, schedule, rng, position {epoch, step}, epoch_stats, nonfinite, best
@@ -22,10 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_bytes
+from asrkd.inputnorm import floor_from_state, normalize_input
 from asrkd.models import ModelConfig, build_model, model_config_from_dict
 
 log = logging.getLogger("asrkd.train.checkpoint")
@@ -57,21 +60,27 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 @dataclass
 class LoadedModel:
-    """A model ready for inference: module in eval mode, its config, the CMVN it expects."""
+    """A model ready for inference: module in eval mode, its config, the input normalisation it
+    expects (noise floor ``(F,)`` or None, then CMVN)."""
 
     module: torch.nn.Module
     config: ModelConfig
     cmvn: dict[str, Any] | None
     meta: dict[str, Any]
     path: Path
+    noise_floor: np.ndarray | None = None
+
+    def normalize(self, feats: np.ndarray) -> np.ndarray:
+        """``feats: (T, F)`` stored features -> ``(T, F)`` this model's input."""
+        return normalize_input(feats, self.cmvn, self.noise_floor)
 
 
 def load_model(path: Path) -> LoadedModel:
-    """Rebuild a model from a checkpoint alone (architecture, weights, CMVN)."""
+    """Rebuild a model from a checkpoint alone (architecture, weights, noise floor, CMVN)."""
     state = load_checkpoint(path)
     cfg = model_config_from_dict(state["model_config"])
     model = build_model(cfg)
     model.load_state_dict(state["model"])
     model.eval()
     meta = {k: state.get(k) for k in ("fingerprints", "metrics", "train_config", "kind")}
-    return LoadedModel(model, cfg, state.get("cmvn"), meta, Path(path))
+    return LoadedModel(model, cfg, state.get("cmvn"), meta, Path(path), floor_from_state(state.get("noise_floor")))

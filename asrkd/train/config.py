@@ -17,6 +17,7 @@ class DataConfig:
     batch_size: int = 512  # frames per step on each rank
     chunk_frames: int = 20_000_000  # frames held in RAM at once (~3.2 GB of 40-dim features); a corpus up to this size is loaded once
     cmvn: Literal["global", "none"] = "global"  # mean/variance normalisation with the training set's global stats
+    noise_floor_percentile: float = 0.0  # noise floor per log-mel bin before CMVN: this percentile (%) of the training frames (0 = off)
     prefetch: int = 2  # batches a background thread gathers ahead of the step (0 = gather in the step)
 
 

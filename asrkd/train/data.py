@@ -27,7 +27,7 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import torch
 
-from asrkd.cmvn import apply_cmvn
+from asrkd.inputnorm import normalize_input
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.kd_loss import SoftTargets
@@ -147,7 +147,8 @@ def open_training_data(feats_dir: Path, labels_dir: Path) -> tuple[FrameStore, F
 class FrameLoader:
     """Batches of one rank for a training set (see the module docstring).
 
-    cmvn: one stats entry ({"count", "sum", "sumsq"}) or None for no normalisation.
+    cmvn: one stats entry ({"count", "sum", "sumsq"}) or None for no normalisation;
+    floor: noise floor (F,) applied before it, or None (asrkd.inputnorm).
     """
 
     def __init__(
@@ -165,10 +166,11 @@ class FrameLoader:
         world: int = 1,
         prefetch: int = 2,
         soft: SoftSource | None = None,
+        floor: np.ndarray | None = None,
     ):
         self.feats, self.labels, self.utts = feats, labels, list(utts)
         self.offsets = window_offsets(left, right)
-        self.batch_size, self.cmvn, self.seed = batch_size, cmvn, seed
+        self.batch_size, self.cmvn, self.floor, self.seed = batch_size, cmvn, floor, seed
         self.chunk_frames = max(1, chunk_frames)
         self.rank, self.world, self.prefetch, self.soft = rank, world, prefetch, soft
         self.counts = np.array([feats.num_frames(u) for u in self.utts], dtype=np.int64)
@@ -217,7 +219,7 @@ class FrameLoader:
         for i, c in zip(utt_idx, counts):
             u = self.utts[i]
             f = np.asarray(self.feats[u], dtype=np.float32)
-            feats[pos : pos + c] = apply_cmvn(f, self.cmvn) if self.cmvn is not None else f
+            feats[pos : pos + c] = normalize_input(f, self.cmvn, self.floor)
             labels[pos : pos + c] = self.labels[u]
             pos += c
         chunk = Chunk(
@@ -314,13 +316,14 @@ def _background(it: Iterator[Batch], depth: int) -> Iterator[Batch]:
 
 def eval_batches(
     feats: FrameStore, labels: FrameStore, utts: list[str], left: int, right: int,
-    batch_size: int, cmvn: dict[str, Any] | None,
+    batch_size: int, cmvn: dict[str, Any] | None, floor: np.ndarray | None = None,
 ) -> Iterator[Batch]:
-    """Every frame of ``utts`` in order (no shuffling), batched, for dev/test metrics."""
+    """Every frame of ``utts`` in order (no shuffling), batched, for dev/test metrics
+    (normalised as :class:`FrameLoader` does: ``floor (F,)`` then ``cmvn``)."""
     offsets = window_offsets(left, right)
     for i, u in enumerate(utts):
         f = np.asarray(feats[u], dtype=np.float32)
-        f = apply_cmvn(f, cmvn) if cmvn is not None else f
+        f = normalize_input(f, cmvn, floor)
         y = np.asarray(labels[u]).astype(np.int64)
         T = f.shape[0]
         for s in range(0, T, batch_size):

@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from asrkd.cmvn import load_cmvn
 from asrkd.config import save_config, to_dict
 from asrkd.errors import AsrkdError
+from asrkd.inputnorm import training_input_norm
 from asrkd.fileio import atomic_write_json, atomic_write_text, clear_done, is_done, mark_done
 from asrkd.logs import add_log_file, progress
 from asrkd.models import build_model, count_params, model_config_dict, with_num_classes
@@ -107,12 +107,13 @@ def _rng_states(device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None
 
 
 def _checkpoint_state(cfg: TrainConfig, model: torch.nn.Module, cmvn: Any, fingerprints: dict[str, Any],
-                      metrics: list[dict[str, Any]]) -> dict[str, Any]:
+                      metrics: list[dict[str, Any]], floor: Any = None) -> dict[str, Any]:
     return {
         "model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "model_config": model_config_dict(model.cfg),
         "train_config": to_dict(cfg),
         "cmvn": cmvn,
+        "noise_floor": None if floor is None else [float(v) for v in floor],
         "fingerprints": fingerprints,
         "metrics": list(metrics),
     }
@@ -163,12 +164,13 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     cfg_model = with_num_classes(cfg.model, num_classes)
     if feats.shape != (cfg_model.feat_dim,):
         raise AsrkdError(f"features are {feats.shape}, model.feat_dim is {cfg_model.feat_dim}")
-    cmvn = load_cmvn(feats.directory.parent)["global"] if cfg.data.cmvn == "global" else None
+    cmvn, floor = training_input_norm(feats, cfg.data.cmvn, cfg.data.noise_floor_percentile)
     fingerprints = {"feats": feats.attrs.get("fingerprint"), "lang": labels.attrs.get("lang_fingerprint"),
                     "labels_source": labels.attrs.get("source")}
     loader = FrameLoader(
         feats, labels, utts, cfg_model.left_context, cfg_model.right_context, cfg.data.batch_size, cmvn,
         cfg.data.chunk_frames, cfg.seed, dist_info.rank, dist_info.world, cfg.data.prefetch, data.soft,
+        floor=floor,
     )
     dev_shard = dev_utts[dist_info.rank :: dist_info.world]
 
@@ -224,7 +226,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             torch.distributed.all_gather_object(gathered, _rng_states(device))
         if not dist_info.is_main:
             return
-        ck = _checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics)
+        ck = _checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics, floor)
         ck.update(kind="train", optimizer=optimizer.state_dict(), schedule=schedule.state_dict(),
                   stepper=stepper.state_dict(),
                   rng={"torch": [g[0] for g in gathered], "cuda": [g[1] for g in gathered if g[1] is not None]},
@@ -271,7 +273,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
         d_loss, d_correct, d_frames = evaluate_frames(
             net.module if dist_info.enabled else net,
             eval_batches(dev_feats, dev_labels, dev_shard, cfg_model.left_context, cfg_model.right_context,
-                         max(cfg.data.batch_size, 1024), cmvn),
+                         max(cfg.data.batch_size, 1024), cmvn, floor),
             autocast, cfg, device)
         s = state.stats
         tr = all_reduce_sum([s.loss_sum, s.correct, s.frames, d_loss, d_correct, d_frames], dist_info)
@@ -302,7 +304,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             state.best_acc, state.best_epoch = dev_acc, epoch
             if dist_info.is_main:
                 save_checkpoint(out / BEST, {"kind": "model", "epoch": epoch,
-                                             **_checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics)})
+                                             **_checkpoint_state(cfg, model, cmvn, fingerprints, state.metrics, floor)})
         patience = cfg.early_stop_patience
         if patience > 0 and epoch - state.best_epoch >= patience:
             log.info("early stopping: no better dev frame accuracy for %d epochs", patience)
