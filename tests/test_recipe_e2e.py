@@ -4,7 +4,7 @@
   experiment; the table's content is checked (every system beats chance and the majority class
   by a clear margin), and a rerun recomputes nothing.
 - librispeech and timit: tiny corpora generated in the original layouts
-  (data_prep/tiny_corpus.py), through data, features, units and alignment.
+  (data_prep/tiny_corpus.py), every default stage through to the report.
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def test_recipe_on_a_tiny_original_layout(corpus: str, layout: str, tmp_path: Pa
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     work = tmp_path / "work"
-    run_recipe(corpus, work, "--corpus", str(src), "--stop-stage", "3")
+    run_recipe(corpus, work, "--corpus", str(src))
     lang = load_lang(work / "data/lang")
     for s in ("train", "dev", "test"):
         labels = FrameStore(work / f"data/{s}/labels/ali")
@@ -104,4 +104,9 @@ def test_recipe_on_a_tiny_original_layout(corpus: str, layout: str, tmp_path: Pa
         assert labels.attrs["lang_fingerprint"] == lang.fingerprint
         assert len(labels.keys()) >= 2 and set(labels.keys()) <= set(feats.keys())
         assert all(labels.num_frames(u) == feats.num_frames(u) for u in labels.keys())
-    assert not (work / "exp/teacher_1").exists()  # --stop-stage 3 stops before the teachers
+    results = json.loads((work / "exp/results.json").read_text())
+    for s in SYSTEMS:
+        r = results["systems"][s]
+        assert all(r[k] is not None for k in r), (s, r)
+        # Tiny data: only require that every system learnt something beyond a uniform guess.
+        assert r["test_frame_acc"] > 2.0 / lang.num_classes, (s, r)
