@@ -14,6 +14,7 @@ from asrkd.decode.graph import UnitHmms, unit_loop_graph, word_list_graph
 from asrkd.decode.priors import log_priors, unseen_units
 from asrkd.decode.sweep import pick_plateau_centre, sweep
 from asrkd.decode.synthetic import peaky_log_posteriors, state_path
+from asrkd.errors import AsrkdError
 from asrkd.lm import estimate_kn
 
 BIG = dict(beam=1e6, max_active=1_000_000)
@@ -97,6 +98,37 @@ def test_matches_brute_force_on_tiny_cases(seed: int) -> None:
     # A narrow beam can only do worse, never better, than the exact search.
     narrow = search(loglik, hmms, graph, lm, **kw, beam=1.0, max_active=2)
     assert narrow.score <= expected + 1e-4
+
+
+def test_min_state_frames_rejects_a_burst_too_short_for_a_word() -> None:
+    """A 4-frame burst that fits a 2-state word is decoded as that word with the alignment
+    topology, and as silence once every state must last 3 frames (a word >= 6 frames)."""
+    U = 2  # unit 0: silence (1 state), unit 1: a 2-state word
+    base = UnitHmms(np.array([1, 2]), np.array([[0, 0], [1, 2]]), np.log(np.full((2, 2), 0.5)),
+                    np.log(np.full((2, 2), 0.5)))
+    slow = base.with_min_duration(3)
+    assert slow.num_states.tolist() == [3, 6] and slow.cls[1].tolist() == [1, 1, 1, 2, 2, 2]
+    assert np.isneginf(slow.self_lp[1, [0, 1, 3, 4]]).all() and (slow.fwd_lp[1, [0, 1, 3, 4]] == 0).all()
+    assert base.with_min_duration(1) is base
+    with pytest.raises(AsrkdError, match="min_state_frames"):
+        base.with_min_duration(0)
+    path = np.array([0] * 8 + [1, 1, 2, 2] + [0] * 8)
+    # silence is only mildly worse than the word on the burst (-2 a frame), the word far worse
+    # than silence outside it (-10): the topology's minimum duration decides
+    ll = _onehot_loglik(path, 3)
+    ll[8:12, 0] = -2.0
+    graph = unit_loop_graph(U, silence_unit=0)
+    kw = dict(lm_weight=0.0, insertion_penalty=0.0, silence_logp=0.0, **BIG)
+    fast_units = [int(graph.node_unit[n]) for n in search(ll, base, graph, uniform_lm(U), **kw).nodes]
+    slow_res = search(ll, slow, graph, uniform_lm(U), **kw)
+    assert fast_units == [0, 1, 0]
+    assert [int(graph.node_unit[n]) for n in slow_res.nodes] == [0]
+    # and the word still comes out when the evidence lasts long enough
+    long_path = np.array([0] * 8 + [1] * 3 + [2] * 3 + [0] * 8)
+    long_ll = _onehot_loglik(long_path, 3)
+    long_ll[8:14, 0] = -2.0
+    long_res = search(long_ll, slow, graph, uniform_lm(U), **kw)
+    assert [int(graph.node_unit[n]) for n in long_res.nodes] == [0, 1, 0]
 
 
 def test_lm_and_insertion_penalty_change_the_answer() -> None:

@@ -25,7 +25,14 @@ if [ ! -x .venv/bin/python ]; then
   echo "setup: creating virtual environment .venv"
   "$PY" -m venv .venv
 fi
-if ! .venv/bin/python -c "import asrkd, torch, torchaudio" 2>/dev/null || [ pyproject.toml -nt .venv/.asrkd-installed ]; then
+# Reinstall also when the editable install points at another checkout (a copied or shared
+# .venv): checked from / so that the current directory does not shadow the installed package.
+repo=$(pwd)
+installed_here() {
+  (cd / && "$repo/.venv/bin/python" -c "import asrkd, sys; sys.exit(asrkd.__file__ != '$repo/asrkd/__init__.py')") 2>/dev/null
+}
+if ! .venv/bin/python -c "import asrkd, torch, torchaudio" 2>/dev/null || ! installed_here \
+    || [ pyproject.toml -nt .venv/.asrkd-installed ]; then
   echo "setup: installing asrkd and its dependencies into .venv (torch is large; first run takes minutes)"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".[dev]"

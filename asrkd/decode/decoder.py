@@ -45,6 +45,9 @@ class DecodeConfig:
     prior_scale: float = 1.0  # log-likelihood = log posterior - prior_scale * log prior
     transition_scale: float = 1.0  # scale of HMM transition log-probabilities
     silence_logp: float = -0.69  # log-prob added when entering optional silence (log 0.5)
+    # Minimum frames per HMM state (each state a chain of copies, as a Kaldi topology with a
+    # minimum duration): a unit of S states lasts >= S x this. 1: the alignment topology.
+    min_state_frames: int = 1
     # Pruning (nats of the scaled score). An LM cost is paid all at once when a unit is entered,
     # so the beams must exceed lm_weight x a typical unit LM cost (2-8 nats), or the right path
     # is pruned right after each unit entry: raise them with the LM weight.
@@ -189,7 +192,7 @@ class Decoder:
         self.cfg = cfg
         self.log_prior = log_prior
         U = len(lang.units)
-        self.hmms = hmms_from_lang(lang)
+        self.hmms = hmms_from_lang(lang).with_min_duration(cfg.min_state_frames)
         self.lm = lm if lm is not None else uniform_lm(U)
         if self.lm.num_units != U:
             raise AsrkdError(f"LM has {self.lm.num_units} units, lang {U}")

@@ -57,6 +57,26 @@ class UnitHmms:
     def max_states(self) -> int:
         return self.cls.shape[1]
 
+    def with_min_duration(self, frames: int) -> "UnitHmms":
+        """The same HMMs with every state lasting at least ``frames`` frames.
+
+        Each state becomes a chain of ``frames`` copies emitting its class (as a Kaldi topology
+        with a minimum duration): the first ``frames - 1`` copies must move on, the last keeps
+        the state's loop and exit probabilities. A word of S states then needs ``S * frames``
+        frames, so a short burst of speech-like sound cannot pass for a whole word.
+        Returns ``(U, Smax * frames)`` arrays; ``frames == 1`` returns ``self``.
+        """
+        if frames < 1:
+            raise AsrkdError(f"min_state_frames must be >= 1, got {frames}")
+        if frames == 1:
+            return self
+        cls = np.repeat(self.cls, frames, axis=1)
+        self_lp = np.full(cls.shape, -np.inf, dtype=np.float32)
+        fwd_lp = np.zeros(cls.shape, dtype=np.float32)
+        self_lp[:, frames - 1::frames] = self.self_lp
+        fwd_lp[:, frames - 1::frames] = self.fwd_lp
+        return UnitHmms(self.num_states * frames, cls, self_lp, fwd_lp)
+
     @classmethod
     def uniform(cls, num_units: int, states_per_unit: int, self_prob: float = 0.5) -> "UnitHmms":
         """Every unit ``states_per_unit`` states, class ``u * S + s``, the same loop probability."""
