@@ -18,6 +18,9 @@ Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 
   waiting for the next batch.
 - ``load_avg_1min_start`` / ``_end``: the machine's load average around the run (2 cores are
   shared; a load above ~2 means the figures are pessimistic).
+
+``python tools/bench_train.py [--threads N]`` prints where the step's time goes instead
+(:func:`profile_step`: each matmul by kind and shape, each fused kernel, the rest).
 """
 
 from __future__ import annotations
@@ -123,7 +126,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
     from asrkd.models import ModelConfig, PRESETS, forward_flops_per_frame
 
-    torch.set_num_threads(os.cpu_count() or 1)
+    # All the cores this process may run on (= os.cpu_count() on the whole machine; under
+    # ``taskset -c 0`` one core, for the single-core ratio on a shared machine).
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    torch.set_num_threads(cores)
+    import numba
+
+    numba.set_num_threads(min(cores, numba.config.NUMBA_NUM_THREADS))  # the fused kernels' threads
     out: dict[str, float] = {"load_avg_1min_start": os.getloadavg()[0]}
     say("[bench] train: bf16 matmul peak ...")
     peak = _matmul_peak()
@@ -148,3 +157,76 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         out["loader_overhead_frac_cpu"] = wait
     out["load_avg_1min_end"] = os.getloadavg()[0]
     return out
+
+
+def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]:
+    """Milliseconds per step of each part of the training step (random data, hard labels):
+    every matmul by kind and shape, every fused kernel, and the rest ("other": Python, small
+    torch ops). Run pinned (``taskset -c 0``) with 1 thread to compare a matmul's in-step rate
+    with its standalone rate on a shared machine."""
+    import collections
+    import math
+
+    import torch
+
+    from asrkd.models import ModelConfig, PRESETS, build_model
+    from asrkd.train import bf16_kernels
+    from asrkd.train.config import load_train_config
+    from asrkd.train.data import Batch
+    from asrkd.train.step import Stepper, make_optimizer
+
+    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", "precision=bf16"])
+    mc = ModelConfig(**PRESETS[preset], num_classes=CLASSES)
+    torch.manual_seed(0)
+    model = build_model(mc)
+    stepper = Stepper(model, model, make_optimizer(list(model.parameters()), cfg), cfg, torch.device("cpu"))
+    batch = Batch(x=torch.randn(BATCH, mc.window, mc.feat_dim), labels=torch.randint(0, CLASSES, (BATCH,)),
+                  utts=torch.zeros(BATCH, dtype=torch.long), frames=torch.zeros(BATCH, dtype=torch.long))
+    spent: dict[str, float] = collections.defaultdict(float)
+    originals = []
+
+    def timed(owner, name, key):  # type: ignore[no-untyped-def]
+        fn = getattr(owner, name)
+        originals.append((owner, name, fn))
+
+        def wrapper(*a, **kw):  # type: ignore[no-untyped-def]
+            t = time.perf_counter()
+            out = fn(*a, **kw)
+            spent[key(a)] += time.perf_counter() - t
+            return out
+        setattr(owner, name, wrapper)
+
+    for name in ("relu_backward_t", "transpose", "sumsq_bf16", "softmax_xent", "adam", "adam_f32"):
+        timed(bf16_kernels, name, lambda a, n=name: n)
+    timed(torch, "mm", lambda a: f"mm {'wgrad' if a[0].shape[1] == BATCH else 'dgrad'} "
+                                 f"{a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[1]}")
+    timed(torch.ops.mkldnn, "_linear_pointwise", lambda a: f"fwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
+    try:
+        for _ in range(2):
+            stepper.step(batch, 1e-4)
+        spent.clear()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            stepper.step(batch, 1e-4)
+        total = time.perf_counter() - t0
+    finally:
+        for owner, name, fn in originals:
+            setattr(owner, name, fn)
+    out = {k: v / steps * 1e3 for k, v in sorted(spent.items(), key=lambda kv: -kv[1])}
+    out["other"] = (total - math.fsum(spent.values())) / steps * 1e3
+    out["step"] = total / steps * 1e3
+    return out
+
+
+if __name__ == "__main__":
+    import json
+
+    p = argparse.ArgumentParser(description="Per-part profile of one training step (ms per step).")
+    p.add_argument("--preset", default="hinton2015")
+    p.add_argument("--steps", type=int, default=4)
+    p.add_argument("--threads", type=int, default=1)
+    a = p.parse_args()
+    import torch
+
+    torch.set_num_threads(a.threads)
+    print(json.dumps({k: round(v, 2) for k, v in profile_step(a.preset, a.steps).items()}, indent=1))

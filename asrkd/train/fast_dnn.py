@@ -7,13 +7,25 @@ step is memory-bound, so every pass over a weight- or activation-sized array cou
 - The optimiser keeps a bf16 copy of every weight, written in the same pass as the fp32 Adam
   update (:func:`~asrkd.train.bf16_kernels.adam`): no fp32 -> bf16 cast per forward, no fp32
   gradient buffers, no separate clipping pass (clipping is a gradient scale inside Adam).
-- oneDNN's matmul is slow when its left operand is transposed, and a weight gradient
-  ``h^T @ dz`` contracts over the batch, so ``h`` must be transposed somewhere: the
-  ReLU-backward kernel, which reads ``h`` anyway for the ReLU mask, writes ``h^T`` in the same
-  pass (the weight gradient of the layer above is then computed one layer later). The same
-  kernel applies the dropout scale and sums the bias gradient.
+- oneDNN's matmul is slow when its left operand is transposed (under half speed here), and a
+  weight gradient ``h^T @ dz`` contracts over the batch, so ``h`` must be transposed somewhere:
+  the ReLU-backward kernel, which reads ``h`` anyway for the ReLU mask, writes ``h^T`` in the
+  same pass with 8 x 8 shuffle transposes (the weight gradient of the layer above is then
+  computed one layer later). The same kernel applies the dropout scale and sums the bias
+  gradient.
 - The forward is oneDNN's linear with the bias and the ReLU fused.
-The loss (hard labels and soft targets alike) stays an autograd function of fp32 logits.
+- Plain hard-label training (soft-target weight 0) computes the cross-entropy, its gradient, the
+  last bias gradient and the argmax hits in one kernel on the bf16 logits
+  (:func:`~asrkd.train.bf16_kernels.softmax_xent`); any other loss (soft targets) stays an
+  autograd function of fp32 logits (:meth:`FastDnnStep.forward_backward`).
+- The backward writes into buffers kept across steps (``torch.mm(out=)``), and glibc is told to
+  keep freed memory (:mod:`asrkd.train.malloc_tuning`): re-faulting ~100 MB of activations
+  every step cost ~5 % of the step.
+
+Where the time goes (hinton2015, batch 2048, one core, ``taskset -c 0``): the matmuls ~78 %
+(oneDNN runs the 2560-wide layers at ~1.0-1.1 TFLOP/s per core, against ~1.4 for the
+1040-input layer that sets ``bf16_matmul_tflops``), Adam ~9 % (memory-bound: 30 bytes of
+traffic per parameter), the ReLU backward + transposes ~5 %, the rest ~4 %.
 
 Checkpoints are unaffected: the fp32 masters are the model's parameters and the moments live in
 the ``torch.optim.Adam`` state in its usual layout, so runs resume across both step paths.
@@ -28,6 +40,7 @@ import torch
 
 from asrkd.models.dnn import DNN
 from asrkd.train import bf16_kernels as K
+from asrkd.train.malloc_tuning import keep_freed_memory
 
 
 def _bits(t: torch.Tensor) -> Any:
@@ -63,6 +76,7 @@ class FastDnnStep:
         self.dropout = float(model.cfg.dropout)
         self._versions: list[int] = []
         self._sync_copies()
+        keep_freed_memory()  # the forward's activations are reallocated every step
 
     def _sync_copies(self) -> None:
         """(Re)make the bf16 copies from the fp32 masters (at start, and after anything else
@@ -72,61 +86,110 @@ class FastDnnStep:
             self.b_lo = [b.to(torch.bfloat16) for b in self.biases]
         self._versions = [p._version for p in self.weights + self.biases]
 
-    def forward_backward(self, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], tuple[torch.Tensor, Any]]
-                         ) -> tuple[torch.Tensor, Any, torch.Tensor, float]:
-        """``x: (N, window, feat_dim)`` -> (loss, loss_fn's extra, fp32 logits (N, C), grad norm).
+    def _scratch(self, n: int) -> None:
+        """(Re)allocate the backward's buffers for a batch of ``n`` frames.
 
-        Leaves the bf16 weight gradients and fp32 bias gradients for :meth:`update`.
+        Fresh multi-megabyte tensors every step cost page faults and allocator work on a
+        memory-bound CPU, so the gradients and the backward's activation-sized temporaries
+        live across steps (the weight gradients are read by :meth:`update` anyway).
         """
+        if getattr(self, "_scratch_n", None) == n:
+            return
+        widest = max(max(w.shape) for w in self.weights)
+        # dz of two consecutive layers (ping-pong) and g. dz is not written over g: the kernel
+        # would run several times slower (LLVM's vectorised loop is skipped for overlapping arrays).
+        self._gz = [torch.empty(n * widest, dtype=torch.bfloat16) for _ in range(3)]
+        self._ht = torch.empty(n * widest, dtype=torch.bfloat16)  # a layer input transposed
+        self.grad_w = [torch.empty(w.shape, dtype=torch.bfloat16) for w in self.weights]
+        self.grad_b = [torch.empty(b.shape, dtype=torch.float32) for b in self.biases]
+        self._scratch_n = n
+
+    def _forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """``x: (N, window, feat_dim)`` -> [bf16 input (N, D), each layer's output ..., logits (N, C)]."""
         if [p._version for p in self.weights + self.biases] != self._versions:
             self._sync_copies()
         cfg = self.model.cfg
         assert x.dim() == 3 and x.shape[1:] == (cfg.window, cfg.feat_dim), tuple(x.shape)
         last = len(self.weights) - 1
         keep = 1.0 - self.dropout
-        dropout = self.dropout > 0 and self.model.training
         hs = [x.reshape(x.shape[0], -1).to(torch.bfloat16)]  # hs[i]: input of layer i; hs[-1]: logits
         with torch.no_grad():
             for i in range(last + 1):
                 h = torch.ops.mkldnn._linear_pointwise(hs[-1], self.w_lo[i].t(), self.b_lo[i],
                                                        "relu" if i < last else "none", [], "")
-                if i < last and dropout:
+                if i < last and self._dropout_on():
                     # dropped units become 0, so the backward's ReLU mask (h > 0) covers them too
                     h.mul_(torch.empty_like(h).bernoulli_(keep)).div_(keep)
                 hs.append(h)
+        self._scratch(x.shape[0])
+        return hs
+
+    def _dropout_on(self) -> bool:
+        return self.dropout > 0 and self.model.training
+
+    def _buf(self, k: int, rows: int, cols: int) -> torch.Tensor:
+        return self._gz[k][:rows * cols].view(rows, cols)
+
+    def forward_backward(self, x: torch.Tensor, loss_fn: Callable[[torch.Tensor], tuple[torch.Tensor, Any]]
+                         ) -> tuple[torch.Tensor, Any, torch.Tensor, float]:
+        """``x: (N, window, feat_dim)`` -> (loss, loss_fn's extra, fp32 logits (N, C), grad norm).
+
+        Leaves the bf16 weight gradients and fp32 bias gradients for :meth:`update`.
+        """
+        hs = self._forward(x)
         logits = hs[-1].float().requires_grad_()
         loss, extra = loss_fn(logits)
         loss.backward()
         assert logits.grad is not None
-        g = logits.grad.to(torch.bfloat16)  # gradient w.r.t. the current layer's output
-        self.grad_w: list[torch.Tensor] = [torch.empty(0)] * (last + 1)
-        self.grad_b: list[torch.Tensor] = [torch.empty(0)] * (last + 1)
-        sumsq = 0.0
+        n, c = logits.shape
+        dz = self._buf(0, n, c)
+        last = len(self.weights) - 1
+        K.relu_backward_t(_bits(logits.grad.to(torch.bfloat16)), _bits(hs[-1]), False, 1.0, _bits(dz),
+                          self.grad_b[last].numpy(), _bits(dz), False)
+        return loss, extra, logits.detach(), self._backward(hs, 0)
+
+    def forward_backward_ce(self, x: torch.Tensor, labels: torch.Tensor) -> tuple[float, int, float]:
+        """The hard-label cross-entropy step without fp32 logits or autograd:
+        ``x: (N, window, feat_dim)``, ``labels: (N,)`` in [0, C) -> (mean loss, frames whose
+        argmax is the label, grad norm). Same values as :meth:`forward_backward` with
+        ``F.cross_entropy`` (the logits' gradient is computed in fp32 and rounded to bf16)."""
+        hs = self._forward(x)
+        n, c = hs[-1].shape
+        dz = self._buf(0, n, c)
+        total, correct = K.softmax_xent(_bits(hs[-1]), labels.to(torch.int64).numpy(), 1.0 / n, _bits(dz),
+                                        self.grad_b[-1].numpy())
+        return total / n, int(correct), self._backward(hs, 0)
+
+    def _backward(self, hs: list[torch.Tensor], k: int) -> float:
+        """Backpropagates from the logits' bf16 gradient in buffer ``k`` (0 or 1; the last
+        bias gradient already summed) through every layer; fills the weight and bias gradients;
+        returns the gradient norm."""
+        last = len(self.weights) - 1
+        keep = 1.0 - self.dropout
+        dropout = self._dropout_on()
+        n = hs[0].shape[0]
+        sumsq = float(self.grad_b[last].double().square().sum())
         with torch.no_grad():
-            dz_above = None  # dz of layer i + 1, whose weight gradient waits for hs[i + 1]^T
-            for i in range(last, -1, -1):
-                n, o = g.shape
-                relu = i < last
-                dz = torch.empty_like(g)
-                db = torch.empty(o, dtype=torch.float32)
-                h_t = torch.empty(o, n, dtype=torch.bfloat16) if relu else dz  # dz: unused placeholder
-                K.relu_backward_t(_bits(g), _bits(hs[i + 1]), relu, 1.0 / keep if relu and dropout else 1.0,
-                                  _bits(dz), db.numpy(), _bits(h_t), relu)
-                self.grad_b[i] = db
-                sumsq += float(db.double().square().sum())
-                if dz_above is not None:
-                    sumsq += self._weight_grad(i + 1, h_t, dz_above)
-                if i > 0:
-                    g = torch.mm(dz, self.w_lo[i].t())
-                dz_above = dz
-            x_t = torch.empty(hs[0].shape[1], hs[0].shape[0], dtype=torch.bfloat16)
+            dz_above = self._buf(k, n, hs[-1].shape[1])  # dz of layer i + 1, its weight gradient waits for hs[i + 1]^T
+            for i in range(last - 1, -1, -1):
+                o = hs[i + 1].shape[1]
+                g = torch.mm(dz_above, self.w_lo[i + 1].t(), out=self._buf(2, n, o))
+                h_t = self._ht[:o * n].view(o, n)
+                dz = self._buf(1 - k, n, o)
+                # h_t = hs[i + 1]^T, layer i + 1's input transposed
+                K.relu_backward_t(_bits(g), _bits(hs[i + 1]), True, 1.0 / keep if dropout else 1.0,
+                                  _bits(dz), self.grad_b[i].numpy(), _bits(h_t), True)
+                sumsq += float(self.grad_b[i].double().square().sum())
+                sumsq += self._weight_grad(i + 1, h_t, dz_above)
+                dz_above, k = dz, 1 - k
+            x_t = self._ht[:hs[0].numel()].view(hs[0].shape[1], n)
             K.transpose(_bits(hs[0]), _bits(x_t))
             sumsq += self._weight_grad(0, x_t, dz_above)
-        return loss, extra, logits.detach(), math.sqrt(sumsq)
+        return math.sqrt(sumsq)
 
     def _weight_grad(self, i: int, h_t: torch.Tensor, dz: torch.Tensor) -> float:
         """Layer i's weight gradient ``h^T @ dz`` (in, out) bf16; returns its sum of squares."""
-        self.grad_w[i] = gw = torch.mm(h_t, dz)
+        gw = torch.mm(h_t, dz, out=self.grad_w[i])
         return float(K.sumsq_bf16(_bits(gw).reshape(-1)))
 
     def update(self, lr: float, grad_scale: float) -> None:

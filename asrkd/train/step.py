@@ -104,14 +104,26 @@ class Stepper:
     def _fast_step(self, batch: Batch, lr: float) -> StepResult:
         """The :class:`~asrkd.train.fast_dnn.FastDnnStep` path: same checks and clipping."""
         assert self.fast is not None
-        loss, _, logits, norm = self.fast.forward_backward(
-            batch.x, lambda z: (training_loss(z, batch, self.cfg.loss).total, None))
-        ok = math.isfinite(norm) and bool(torch.isfinite(loss))
+        if self._plain_ce(batch):
+            loss, correct, norm = self.fast.forward_backward_ce(batch.x, batch.labels)
+        else:
+            loss_t, _, logits, norm = self.fast.forward_backward(
+                batch.x, lambda z: (training_loss(z, batch, self.cfg.loss).total, None))
+            loss, correct = float(loss_t.detach()), int((logits.argmax(-1) == batch.labels).sum())
+        ok = math.isfinite(norm) and math.isfinite(loss)
         if ok:
             scale = (norm + 1e-6) / self.max_norm
             self.fast.update(lr, scale if scale > 1.0 else 1.0)
-        correct = int((logits.argmax(-1) == batch.labels).sum())
-        return StepResult(ok, float(loss.detach()), correct)
+        return StepResult(ok, loss, correct)
+
+    def _plain_ce(self, batch: Batch) -> bool:
+        """Whether the loss is plain hard-label cross-entropy (soft-target weight 0) on valid
+        labels: the fast step then computes it in one fused kernel on the bf16 logits (anything
+        else, e.g. an out-of-range label, goes through ``training_loss``, which reports it)."""
+        if self.cfg.loss.soft_weight != 0.0 or batch.labels.dim() != 1 or batch.labels.is_floating_point():
+            return False
+        y = batch.labels
+        return y.numel() > 0 and int(y.min()) >= 0 and int(y.max()) < self.model.cfg.num_classes
 
     def _scaled_step(self, loss: torch.Tensor, logits: torch.Tensor, batch: Batch) -> StepResult:
         """fp16 AMP: scaled backward, unscale, clip, and the scaler's skip of overflowed steps."""
