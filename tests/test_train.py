@@ -130,6 +130,25 @@ def test_training_learns_and_writes_its_experiment_dir(data: Path, tmp_path: Pat
         train(load_train_config(None, TINY + ["seed=5"]), d, out)
 
 
+def test_init_from_starts_at_the_checkpoint_weights(data: Path, tmp_path: Path):
+    d = TrainData(data / "train", data / "train/labels/ali", data / "dev", data / "dev/labels/ali")
+    base = TINY + ["model.hidden_dim=64"]
+    src = train(load_train_config(None, base + ["max_epochs=4"]), d, tmp_path / "src")
+    best_acc = max(m["dev_frame_acc"] for m in src)
+    # lr 0: the weights never move, so dev accuracy is the checkpoint's (final.pt = the best epoch);
+    # a different seed and dropout change nothing the weights depend on
+    frozen = base + ["max_epochs=1", "optim.lr=0.0", "schedule.min_lr=0.0", "seed=7", "model.dropout=0.3"]
+    got = train(load_train_config(None, frozen + [f"init_from={tmp_path / 'src' / 'final.pt'}"]), d, tmp_path / "a")
+    assert got[0]["dev_frame_acc"] == pytest.approx(best_acc, abs=1e-9)
+    fresh = train(load_train_config(None, frozen), d, tmp_path / "b")
+    assert fresh[0]["dev_frame_acc"] < best_acc - 0.2  # a random initialisation is far from it
+    with pytest.raises(AsrkdError, match="differs from this run"):
+        train(load_train_config(None, TINY + ["model.hidden_dim=32", f"init_from={tmp_path / 'src' / 'final.pt'}"]),
+              d, tmp_path / "c")
+    with pytest.raises(AsrkdError, match="no checkpoint"):
+        train(load_train_config(None, base + [f"init_from={tmp_path / 'nothing.pt'}"]), d, tmp_path / "e")
+
+
 def test_early_stopping_and_plateau_halving(data: Path, tmp_path: Path):
     # lr 0 never improves dev accuracy: training stops once patience runs out.
     cfg = load_train_config(None, TINY + ["max_epochs=10", "optim.lr=0.0", "schedule.min_lr=0.0",

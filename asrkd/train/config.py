@@ -55,6 +55,10 @@ class TrainConfig:
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     seed: int = 0  # initialisation, data order and dropout
+    # Start from this checkpoint's weights instead of a random initialisation (ESPnet's
+    # --init_param): e.g. a student fine-tuned from the baseline. The optimiser, schedule and
+    # epoch count start afresh; the architecture must be the same.
+    init_from: str = ""
     max_epochs: int = 20  # epochs at most
     early_stop_patience: int = 3  # stop after this many epochs without a better dev frame acc (0 = never)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 autocast on CPUs with bf16, fp16 AMP on GPU

@@ -119,6 +119,21 @@ def _checkpoint_state(cfg: TrainConfig, model: torch.nn.Module, cmvn: Any, finge
     }
 
 
+def _init_weights(model: torch.nn.Module, model_cfg: Any, path: Path) -> None:
+    """Load the weights of checkpoint ``path`` into ``model`` (built from ``model_cfg``).
+
+    The architecture must match (dropout may differ: it has no weights)."""
+    if not path.is_file():
+        raise AsrkdError(f"init_from: no checkpoint {path}")
+    ck = load_checkpoint(path)
+    ours = {k: v for k, v in model_config_dict(model_cfg).items() if k != "dropout"}
+    theirs = {k: v for k, v in (ck.get("model_config") or {}).items() if k != "dropout"}
+    if theirs != ours:
+        raise AsrkdError(f"init_from {path}: its model {theirs} differs from this run's {ours}")
+    model.load_state_dict(ck["model"])
+    log.info("initialised the weights from %s", path)
+
+
 def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False) -> list[dict[str, Any]]:
     """Train one model into ``out`` (see the module docstring); returns the per-epoch metrics."""
     out = Path(out)
@@ -201,6 +216,8 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
                          ck["best"]["epoch"], ck["best"]["acc"], EpochStats(**ck["epoch_stats"]))
         log.info("resuming %s at epoch %d step %d", out, state.epoch, state.step)
     else:
+        if cfg.init_from:
+            _init_weights(model, cfg_model, Path(cfg.init_from))
         torch.manual_seed(cfg.seed * 1000 + dist_info.rank)  # dropout streams differ per rank
     if dist_info.is_main:
         out.mkdir(parents=True, exist_ok=True)
