@@ -7,18 +7,29 @@ Everything is read from what the recipe's steps wrote (layout in ``recipes/READM
   ``eval_test/`` from ``asrkd evaluate`` (``frame_acc.json``, ``wer.json``); single models also
   hold ``final.pt`` (parameters are counted from it; an ensemble's are the sum over the
   checkpoints its ``frame_acc.json`` lists);
+- a system trained with several seeds is ``<dir>_s1``, ``<dir>_s2``, ... instead of ``<dir>``
+  (``baseline_s<k>``, ``student_s<k>``): its row is the mean over the seeds, with the spread
+  (sample standard deviation) and every seed's numbers in ``results.json["runs"]``;
+- the ensemble's members (``teacher_<k>/``, from its ``frame_acc.json``) with their own
+  ``eval_{dev,test}/``: one row each;
 - ``sweep/T<T>/``: students at other temperatures (T is read from their ``config.yaml``);
+- ``format/<name>/student_s<k>/``: students on the other storage format of the same ensemble's
+  soft targets (``format/<name>/cache/meta.json`` says which), against the main students;
 - ``small_data/{hard,soft}/``: models trained on a fraction of the training set, with
-  ``eval_train/`` (that subset) and ``eval_test/``; ``baseline/eval_train/`` is the full-data
-  baseline's training-set accuracy.
+  ``eval_train/`` (that subset) and ``eval_test/``; the first baseline's ``eval_train/`` is the
+  full-data baseline's training-set accuracy.
 
 Nothing is invented: a number whose file is missing is ``None`` in ``results.json`` and ``-`` in
-the markdown. Fractions (accuracies, WER) are in 0..1.
+the markdown; a mean over seeds is ``None`` unless every seed has the number (WER, which the
+recipe decodes for the first seed only, is the mean over the seeds that have it, and the
+markdown says how many). Fractions (accuracies, WER) are in 0..1.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -94,17 +105,79 @@ def system_params(system_dir: Path, exp_dir: Path) -> int | None:
     return int(sum(c for c in counts if c is not None))
 
 
-def system_result(system_dir: Path, exp_dir: Path) -> dict[str, Any]:
-    """The six numbers of one Table-1 row (None where missing)."""
-    dev, test = system_dir / "eval_dev", system_dir / "eval_test"
+def _run_result(run_dir: Path, exp_dir: Path) -> dict[str, Any]:
+    """The six numbers of one model or ensemble (None where missing)."""
+    dev, test = run_dir / "eval_dev", run_dir / "eval_test"
     return {
         "dev_frame_acc": frame_acc(dev),
         "test_frame_acc": frame_acc(test),
         "dev_wer": word_error_rate(dev),
         "test_wer": word_error_rate(test),
-        "params": system_params(system_dir, exp_dir),
+        "params": system_params(run_dir, exp_dir),
         "decode_rtf": decode_rtf(test),
     }
+
+
+def system_runs(exp_dir: Path, name: str) -> list[Path]:
+    """The run directories of a system: ``<name>_s<k>`` (k ascending) when there are any, else
+    ``<name>`` itself (one run; also when it does not exist, so that its numbers are missing)."""
+    pat = re.compile(re.escape(Path(name).name) + r"_s(\d+)")
+    parent = (exp_dir / name).parent
+    seeded = sorted((int(m.group(1)), d) for d in (parent.iterdir() if parent.is_dir() else [])
+                    if d.is_dir() and (m := pat.fullmatch(d.name)))
+    return [d for _, d in seeded] or [exp_dir / name]
+
+
+def _epochs(run_dir: Path) -> dict[str, int | None]:
+    """Best epoch (0-based) and epochs run, from a trained model's ``metrics.json``."""
+    m = _json(run_dir / "metrics.json")
+    return {"best_epoch": None if m is None else m.get("best_epoch"),
+            "epochs": None if m is None else len(m.get("epochs", []))}
+
+
+ACC_KEYS = ("dev_frame_acc", "test_frame_acc")
+ANY_KEYS = ("dev_wer", "test_wer", "decode_rtf")  # decoded for some seeds only: mean over those
+
+
+def _mean(values: list[Any], need_all: bool) -> float | None:
+    have = [float(v) for v in values if v is not None]
+    if not have or (need_all and len(have) < len(values)):
+        return None
+    return statistics.fmean(have)
+
+
+def _sd(values: list[Any]) -> float | None:
+    """Sample standard deviation over the seeds (None with fewer than 2 or a missing value)."""
+    if len(values) < 2 or any(v is None for v in values):
+        return None
+    return statistics.stdev(float(v) for v in values)
+
+
+def runs_result(runs: list[Path], exp_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]:
+    """(row, per-run rows, spread) of a system over its runs: frame accuracies are the mean over
+    all runs (None if one is missing), WER and RTF the mean over the runs that were decoded."""
+    rows = [{"dir": r.name, **_run_result(r, exp_dir), **_epochs(r)} for r in runs]
+    row: dict[str, Any] = {k: _mean([r[k] for r in rows], need_all=True) for k in ACC_KEYS}
+    row.update({k: _mean([r[k] for r in rows], need_all=False) for k in ANY_KEYS})
+    row["params"] = rows[0]["params"]
+    row = {k: row[k] for k in ("dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer", "params", "decode_rtf")}
+    spread = {"n": len(rows), "decoded": sum(r["test_wer"] is not None for r in rows),
+              **{k: _sd([r[k] for r in rows]) for k in ACC_KEYS}}
+    return row, rows, spread
+
+
+def teacher_results(exp_dir: Path, ensemble_dir: Path) -> list[dict[str, Any]]:
+    """One row per ensemble member (its checkpoint's directory): dev/test frame accuracy from its
+    own ``eval_{dev,test}/``, else the dev accuracy its training kept (``metrics.json``)."""
+    rows = []
+    for ck in member_checkpoints(ensemble_dir):
+        d = _resolve(ck, exp_dir).parent
+        dev = frame_acc(d / "eval_dev")
+        m = _json(d / "metrics.json")
+        if dev is None and m is not None:
+            dev = float(m["best_dev_frame_acc"])
+        rows.append({"dir": d.name, "dev_frame_acc": dev, "test_frame_acc": frame_acc(d / "eval_test"), **_epochs(d)})
+    return rows
 
 
 def gain_recovered(baseline: float | None, ensemble: float | None, distilled: float | None) -> float | None:
@@ -129,9 +202,44 @@ def temperature_sweep(exp_dir: Path) -> list[dict[str, Any]]:
         t = (_train_config(d).get("loss") or {}).get("temperature")
         if not d.is_dir() or t is None:
             continue
-        r = system_result(d, exp_dir)
+        r = _run_result(d, exp_dir)
         rows.append({"T": float(t), **{k: r[k] for k in ("dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer")}})
     return sorted(rows, key=lambda r: r["T"])
+
+
+def _cache_format(meta: dict[str, Any] | None) -> str | None:
+    if meta is None:
+        return None
+    storage = meta.get("storage")
+    return f"{storage} k={meta['k']}" if storage == "topk" else storage
+
+
+def main_cache_format(exp_dir: Path, student_dir: Path) -> str | None:
+    """Storage format of the cache the main students read: the ``cache_T*/`` whose T is theirs."""
+    t = (_train_config(student_dir).get("loss") or {}).get("temperature")
+    for meta in sorted(exp_dir.glob("cache_T*/meta.json")):
+        d = read_json(meta)
+        if t is not None and float(d.get("T", -1)) == float(t):
+            return _cache_format(d)
+    return None
+
+
+def cache_formats(exp_dir: Path, distilled_runs: list[Path], distilled_dir: str) -> list[dict[str, Any]]:
+    """The main students and each ``format/<name>/`` set of students (same ensemble and T, other
+    storage format): mean and spread of their frame accuracy. Empty when none was trained."""
+    root = exp_dir / "format"
+    others = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if not others:
+        return []
+    rows = []
+    main, _, spread = runs_result(distilled_runs, exp_dir)
+    rows.append({"format": main_cache_format(exp_dir, distilled_runs[0]), "dir": distilled_dir,
+                 **{k: main[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}, "n": spread["n"]})
+    for d in others:
+        r, _, spread = runs_result(system_runs(exp_dir, f"format/{d.name}/student"), exp_dir)
+        rows.append({"format": _cache_format(_json(d / "cache" / "meta.json")), "dir": f"format/{d.name}",
+                     **{k: r[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}, "n": spread["n"]})
+    return rows
 
 
 def _utts(eval_dir: Path) -> tuple[int | None, int | None]:
@@ -163,19 +271,29 @@ def small_data(exp_dir: Path, baseline_dir: Path) -> list[dict[str, Any]]:
 
 
 def collect_results(exp_dir: Path, dirs: dict[str, str] | None = None) -> dict[str, Any]:
-    """``results.json`` content for ``exp_dir`` (keys: systems, gain_recovered,
-    temperature_sweep, small_data). ``dirs``: system -> directory name under ``exp_dir``."""
+    """``results.json`` content for ``exp_dir`` (keys: systems, runs, spread, teachers,
+    gain_recovered, gain_recovered_dev, temperature_sweep, cache_formats, small_data).
+    ``dirs``: system -> directory name under ``exp_dir`` (seeds: ``<name>_s<k>``)."""
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise AsrkdError(f"experiment directory not found: {exp_dir}")
     dirs = {**DEFAULT_DIRS, **(dirs or {})}
-    systems = {s: system_result(exp_dir / dirs[s], exp_dir) for s in SYSTEMS}
+    runs = {s: system_runs(exp_dir, dirs[s]) for s in SYSTEMS}
+    systems, per_run, spread = {}, {}, {}
+    for s in SYSTEMS:
+        systems[s], per_run[s], spread[s] = runs_result(runs[s], exp_dir)
     acc = {s: systems[s]["test_frame_acc"] for s in SYSTEMS}
+    dev = {s: systems[s]["dev_frame_acc"] for s in SYSTEMS}
     return {
         "systems": systems,
+        "runs": per_run,
+        "spread": spread,
+        "teachers": teacher_results(exp_dir, runs["ensemble"][0]),
         "gain_recovered": gain_recovered(acc["baseline"], acc["ensemble"], acc["distilled"]),
+        "gain_recovered_dev": gain_recovered(dev["baseline"], dev["ensemble"], dev["distilled"]),
         "temperature_sweep": temperature_sweep(exp_dir),
-        "small_data": small_data(exp_dir, exp_dir / dirs["baseline"]),
+        "cache_formats": cache_formats(exp_dir, runs["distilled"], dirs["distilled"]),
+        "small_data": small_data(exp_dir, runs["baseline"][0]),
     }
 
 
@@ -200,24 +318,63 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
             *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _pct_sd(x: float | None, sd: float | None) -> str:
+    """``61.23% ± 0.12`` (mean and sample sd over seeds, in points), ``61.23%`` for one run."""
+    return _pct(x) if sd is None or x is None else f"{_pct(x)} ± {100 * sd:.2f}"
+
+
+def _system_rows(results: dict[str, Any], n: int | None) -> list[list[str]]:
+    rows = []
+    for s in SYSTEMS:
+        r, sp = results["systems"][s], results["spread"][s]
+        label = LABELS[s].format(n=n if n else "N")
+        if sp["n"] > 1:
+            label += f", mean of {sp['n']} seeds"
+        rows.append([label, _params(r["params"]), _pct_sd(r["dev_frame_acc"], sp["dev_frame_acc"]),
+                     _pct_sd(r["test_frame_acc"], sp["test_frame_acc"]), _pct(r["dev_wer"]), _pct(r["test_wer"]),
+                     _rtf(r["decode_rtf"])])
+    return rows
+
+
+def _gain_lines(results: dict[str, Any]) -> list[str]:
+    sy = results["systems"]
+    lines = []
+    for split, key in (("test", "gain_recovered"), ("dev", "gain_recovered_dev")):
+        b, e, d = (sy[s][f"{split}_frame_acc"] for s in SYSTEMS)
+        gains = "" if None in (b, e, d) else (f" (ensemble {100 * (e - b):+.2f} points over the baseline, "
+                                              f"distilled {100 * (d - b):+.2f})")
+        lines.append(f"- {split}: **{_pct(results[key])}**{gains}")
+    return ["Share of the ensemble's frame-accuracy gain over the baseline recovered by the distilled "
+            "model, (distilled - baseline) / (ensemble - baseline) on the means (the paper: 86%):", "", *lines]
+
+
 def render_markdown(results: dict[str, Any], context: dict[str, Any]) -> str:
-    """RESULTS.md: Table 1, the gain recovered, the sweep (plot + table), section 6."""
+    """RESULTS.md: Table 1, the gain recovered, teachers and seeds, the sweep (plot + table),
+    the cache formats, section 6."""
     n = context.get("num_teachers")
     lines = [f"# Results: {context.get('title', 'experiment')}", ""]
     if context.get("distilled"):
         lines += [f"Distilled model: {context['distilled']}.", ""]
     lines += ["## Table 1: frame accuracy and word error rate", ""]
-    rows = []
-    for s in SYSTEMS:
-        r = results["systems"][s]
-        rows.append([LABELS[s].format(n=n if n else "N"), _params(r["params"]), _pct(r["dev_frame_acc"]),
-                     _pct(r["test_frame_acc"]), _pct(r["dev_wer"]), _pct(r["test_wer"]), _rtf(r["decode_rtf"])])
     lines += _table(["System", "Parameters", "Dev frame acc", "Test frame acc", "Dev WER", "Test WER",
-                     "Decode RTF"], rows)
-    g = results["gain_recovered"]
-    lines += ["", "Share of the ensemble's test frame-accuracy gain over the baseline recovered by the "
-              f"distilled model: **{_pct(g)}** (the paper: 86%).", "",
-              "Decode RTF: search time / audio time on the test set (acoustic model excluded).", ""]
+                     "Decode RTF"], _system_rows(results, n))
+    lines += ["", *_gain_lines(results), ""]
+    seeded = [s for s in SYSTEMS if results["spread"][s]["n"] > 1]
+    if seeded:
+        lines += ["Frame accuracy: mean ± sample standard deviation (points) over the seeds. " +
+                  " ".join(f"WER / RTF of the {LABELS[s].split(' (')[0].lower()}: "
+                           f"{results['spread'][s]['decoded']} of {results['spread'][s]['n']} seeds decoded."
+                           for s in seeded if results["spread"][s]["decoded"] < results["spread"][s]["n"]), ""]
+    lines += ["Decode RTF: search time / audio time on the test set (acoustic model excluded).", ""]
+    runs = [(s, r) for s in seeded for r in results["runs"][s]]
+    teachers = results["teachers"]
+    if runs or teachers:
+        lines += ["## Every model", ""]
+        rows = [[f"{s} ({r['dir']})", _pct(r["dev_frame_acc"]), _pct(r["test_frame_acc"]),
+                 "-" if r["best_epoch"] is None else f"{r['best_epoch'] + 1} / {r['epochs']}"]
+                for s, r in [("teacher", t) for t in teachers] + runs]
+        lines += _table(["Model", "Dev frame acc", "Test frame acc", "Best epoch / epochs run"], rows)
+        lines += [""]
     lines += ["## Temperature sweep", ""]
     sweep = results["temperature_sweep"]
     if sweep:
@@ -228,6 +385,17 @@ def render_markdown(results: dict[str, Any], context: dict[str, Any]) -> str:
                           _pct(r["test_wer"])] for r in sweep])
     else:
         lines += ["Not run (recipe stage 7, `--extra true`)."]
+    formats = results["cache_formats"]
+    if formats:
+        lines += ["", "## Soft-target cache format", "",
+                  "The same ensemble at the same T, stored two ways; students of each (mean ± sd over seeds).", ""]
+        lines += _table(["Cache", "Students", "Dev frame acc", "Test frame acc"],
+                        [[f"{r['format'] or '-'} ({r['dir']})", str(r["n"]), _pct_sd(r["dev_frame_acc"], r["dev_frame_acc_sd"]),
+                          _pct_sd(r["test_frame_acc"], r["test_frame_acc_sd"])] for r in formats])
+        a, b = formats[0]["test_frame_acc"], formats[1]["test_frame_acc"]
+        if a is not None and b is not None:
+            lines += ["", f"Test frame accuracy difference ({formats[1]['format']} - {formats[0]['format']}): "
+                          f"{100 * (b - a):+.2f} points."]
     lines += ["", "## Soft targets as regularisers (section 6)", ""]
     small = results["small_data"]
     if small:
@@ -241,14 +409,14 @@ def render_markdown(results: dict[str, Any], context: dict[str, Any]) -> str:
 
 def _context(exp_dir: Path, dirs: dict[str, str]) -> dict[str, Any]:
     dirs = {**DEFAULT_DIRS, **dirs}
-    cfg = _train_config(exp_dir / dirs["distilled"])
+    cfg = _train_config(system_runs(exp_dir, dirs["distilled"])[0])
     loss = cfg.get("loss") or {}
     model = cfg.get("model") or {}
     distilled = None
     if loss:
         distilled = (f"T={loss.get('temperature')}, soft-target weight a={loss.get('soft_weight')}, "
                      f"{model.get('num_layers')} x {model.get('hidden_dim')} {model.get('arch', 'dnn')}")
-    members = member_checkpoints(exp_dir / dirs["ensemble"])
+    members = member_checkpoints(system_runs(exp_dir, dirs["ensemble"])[0])
     return {"title": str(exp_dir.resolve().parent.name) + "/" + exp_dir.name,
             "num_teachers": len(members) or None, "distilled": distilled}
 

@@ -16,6 +16,10 @@ fi
 ASRKD=("$PYTHON" -m asrkd)
 export PYTHONPATH="$ASRKD_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 
+# Settings every recipe has (its conf/recipe.yaml or the command line may set them; defaults here).
+num_seeds=${num_seeds:-1}        # baselines and students trained per system (exp/{baseline,student}_s<k>, k=1..)
+student_seed=${student_seed:-0}  # student_s<k> uses seed student_seed + k - 1 (baseline_s<k>: baseline_seed + k - 1)
+
 CLI_SET=" "  # names given on the command line: load_conf leaves them alone
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -128,6 +132,14 @@ eval_frames() {
   asrkd evaluate "${models[@]}" --feats "$data" --labels "$labels" --out "$out"
 }
 
+# evaluate_frames OUT MODEL...: frame accuracy (no decoding) of the model(s) on dev and test
+# into OUT/eval_{dev,test}.
+evaluate_frames() {
+  local out=$1; shift
+  eval_frames "$out/eval_dev" data/dev "$@"
+  eval_frames "$out/eval_test" data/test "$@"
+}
+
 # evaluate_sets OUT MODEL...: frame accuracy and WER of the model(s) (several: the ensemble) on
 # dev and test into OUT/eval_{dev,test}. LM weight and insertion penalty are swept on dev
 # ($conf/decode.yaml gives the grid); test is decoded with dev's choice.
@@ -143,14 +155,38 @@ evaluate_sets() {
       "${wer[@]}" --decode-config "$out/eval_dev/decode_config.yaml"
 }
 
+# students CACHE DIR: $num_seeds students on the soft targets CACHE ($conf/student.yaml), into
+# DIR/student_s<k> with seed student_seed + k - 1.
+students() {
+  local cache=$1 dir=$2 k
+  for k in $(seq "$num_seeds"); do
+    pjob "$dir/student_s$k/run.log" train_model "$conf/student.yaml" "$dir/student_s$k" --soft-targets "$cache" \
+      --seed $((student_seed + k - 1))
+  done
+  pwait
+}
+
+# other_cache_format TEACHER...: the students again on the other storage format of the same
+# ensemble at the same T (dense <-> top-k with k = $cache_k), into exp/format/<dense|topk<k>>/
+# (cache/, student_s<k>/ with frame accuracy on dev and test): what top-k costs in accuracy.
+other_cache_format() {
+  local fmt=dense name=dense k
+  if [ "$cache_format" = dense ]; then fmt=topk; name=topk$cache_k; fi
+  local dir=exp/format/$name
+  cache_format=$fmt cache_targets "$dir/cache" "$T" data/train "$@"
+  students "$dir/cache" "$dir"
+  for k in $(seq "$num_seeds"); do pjob "$dir/student_s$k/eval.log" evaluate_frames "$dir/student_s$k" "$dir/student_s$k/final.pt"; done
+  pwait
+}
+
 # temperature_sweep "T1 T2 ..." TEACHER...: per T a cache (exp/sweep/cache_T<T>) and a student
-# (exp/sweep/T<T>, $conf/student.yaml at that T), evaluated like the main systems.
+# (exp/sweep/T<T>, $conf/student.yaml at that T, seed student_seed), evaluated like the main systems.
 temperature_sweep() {
   local temps=$1 t; shift
   for t in $temps; do cache_targets "exp/sweep/cache_T$t" "$t" data/train "$@"; done
   for t in $temps; do
     pjob "exp/sweep/T$t/run.log" train_model "$conf/student.yaml" "exp/sweep/T$t" \
-      --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t"
+      --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t" --seed "$student_seed"
   done
   pwait
   for t in $temps; do pjob "exp/sweep/T$t/eval.log" evaluate_sets "exp/sweep/T$t" "exp/sweep/T$t/final.pt"; done
@@ -159,8 +195,9 @@ temperature_sweep() {
 
 # small_data_experiment FRACTION CACHE: the paper's section 6. Train on a seeded FRACTION of
 # data/train with hard labels only (exp/small_data/hard, $conf/teacher.yaml, seed $baseline_seed)
-# and with the full-data ensemble's soft targets CACHE (exp/small_data/soft, $conf/student.yaml);
-# frame accuracy on that training subset and on test, and the full-data baseline's on train.
+# and with the full-data ensemble's soft targets CACHE (exp/small_data/soft, $conf/student.yaml,
+# seed $student_seed); frame accuracy on that training subset and on test, and the first
+# full-data baseline's on train.
 small_data_experiment() {
   local fraction=$1 cache=$2 sub=data/train_frac$1 m
   new_data_dir "$sub" asrkd subset-data --fraction "$fraction" data/train "$sub"
@@ -168,11 +205,11 @@ small_data_experiment() {
   pjob exp/small_data/hard/run.log train_model "$conf/teacher.yaml" exp/small_data/hard --feats "$sub" \
     --seed "$baseline_seed"
   pjob exp/small_data/soft/run.log train_model "$conf/student.yaml" exp/small_data/soft --feats "$sub" \
-    --soft-targets "$cache"
+    --soft-targets "$cache" --seed "$student_seed"
   pwait
   for m in hard soft; do
     eval_frames "exp/small_data/$m/eval_train" "$sub" "exp/small_data/$m/final.pt"
     eval_frames "exp/small_data/$m/eval_test" data/test "exp/small_data/$m/final.pt"
   done
-  eval_frames exp/baseline/eval_train data/train exp/baseline/final.pt
+  eval_frames exp/baseline_s1/eval_train data/train exp/baseline_s1/final.pt
 }

@@ -59,7 +59,8 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
     for name in ("RESULTS.md", "results.json", "temperature_sweep.png"):
         assert (exp / name).is_file(), name
     results = json.loads((exp / "results.json").read_text())
-    assert set(results) == {"systems", "gain_recovered", "temperature_sweep", "small_data"}
+    assert set(results) == {"systems", "runs", "spread", "teachers", "gain_recovered", "gain_recovered_dev",
+                            "temperature_sweep", "cache_formats", "small_data"}
     num_classes = load_lang(work / "data/lang").num_classes
     chance = max(1.0 / num_classes, majority_rate(work / "data/test/labels/ali"))
     for s in SYSTEMS:
@@ -71,6 +72,19 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
         assert 0.0 <= r["test_wer"] <= 2.0 and r["decode_rtf"] > 0
     assert results["systems"]["ensemble"]["params"] == 2 * results["systems"]["baseline"]["params"]
     assert results["systems"]["distilled"]["params"] == results["systems"]["baseline"]["params"]
+    # Two seeds of the baseline and of the student (conf/tiny num_seeds), one of each decoded.
+    for s in ("baseline", "distilled"):
+        runs = results["runs"][s]
+        assert [r["dir"] for r in runs] == [f"{'student' if s == 'distilled' else s}_s{k}" for k in (1, 2)]
+        assert all(r["test_frame_acc"] > chance for r in runs) and runs[1]["test_wer"] is None
+        assert results["spread"][s]["n"] == 2 and results["spread"][s]["test_frame_acc"] is not None
+    assert [t["dir"] for t in results["teachers"]] == ["teacher_1", "teacher_2"]
+    # (chance is the test set's majority rate; the tiny dev set's differs, so dev only beats uniform)
+    assert all(t["dev_frame_acc"] > 1.0 / num_classes and t["test_frame_acc"] > chance for t in results["teachers"])
+    # The other cache format (top-k here, the main cache being dense): two more students.
+    dense, topk = results["cache_formats"]
+    assert dense["format"] == "dense" and topk["format"] == "topk k=20" and topk["n"] == 2
+    assert topk["test_frame_acc"] > chance
     assert [r["T"] for r in results["temperature_sweep"]] == [1.0, 2.0]
     assert all(r["test_frame_acc"] > chance for r in results["temperature_sweep"])
     rows = {r["system"]: r for r in results["small_data"]}

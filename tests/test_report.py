@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +64,8 @@ def exp(tmp_path: Path) -> Path:
 
 def test_table_numbers_come_from_the_files(exp: Path) -> None:
     r = collect_results(exp)
-    assert set(r) == {"systems", "gain_recovered", "temperature_sweep", "small_data"}
+    assert set(r) == {"systems", "runs", "spread", "teachers", "gain_recovered", "gain_recovered_dev",
+                      "temperature_sweep", "cache_formats", "small_data"}
     assert set(r["systems"]) == {"baseline", "ensemble", "distilled"}
     for s in r["systems"].values():
         assert set(s) == SYSTEM_KEYS
@@ -72,7 +75,13 @@ def test_table_numbers_come_from_the_files(exp: Path) -> None:
     assert b["params"] == d["params"] == 88 and e["params"] == 2 * 88  # the ensemble: sum of members
     assert b["decode_rtf"] == 0.03
     assert r["gain_recovered"] == pytest.approx((0.68 - 0.60) / (0.70 - 0.60))
-    assert r["temperature_sweep"] == [] and r["small_data"] == []
+    assert r["gain_recovered_dev"] == pytest.approx((0.54 - 0.50) / (0.55 - 0.50))
+    assert r["temperature_sweep"] == [] and r["small_data"] == [] and r["cache_formats"] == []
+    # One run per system: no spread; the teachers are the ensemble's members (no evaluations here).
+    assert all(r["spread"][s] == {"n": 1, "decoded": 1, "dev_frame_acc": None, "test_frame_acc": None}
+               for s in ("baseline", "ensemble", "distilled"))
+    assert [t["dir"] for t in r["teachers"]] == ["teacher_1", "teacher_2"]
+    assert all(t["dev_frame_acc"] is None for t in r["teachers"])
 
 
 def test_missing_pieces_are_null_and_dash(exp: Path, tmp_path: Path) -> None:
@@ -128,3 +137,56 @@ def test_cli_prints_the_table(exp: Path, tmp_path: Path) -> None:
     bad = subprocess.run([sys.executable, "-m", "asrkd", "report", "nowhere"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "not found" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_seeds_give_mean_and_spread(exp: Path) -> None:
+    """baseline_s<k> / student_s<k> replace baseline / student: mean, sample sd, every seed."""
+    for name in ("baseline", "student"):
+        shutil.rmtree(exp / name)
+    base = {1: (0.50, 0.60), 2: (0.52, 0.62), 10: (0.51, 0.58)}  # k=10 sorts after 2: numeric order
+    stud = {1: (0.54, 0.68), 2: (0.53, 0.66), 3: (0.55, 0.67)}
+    for name, accs in (("baseline", base), ("student", stud)):
+        for k, (dev, test) in accs.items():
+            d = exp / f"{name}_s{k}"
+            _checkpoint(d / "final.pt", 8)
+            _student_config(d, 2.0)
+            atomic_write_json(d / "metrics.json", {"best_epoch": 6, "epochs": [{}] * 9, "best_dev_frame_acc": dev})
+            _eval(d / "eval_dev", dev, 10 if k == 1 else None)  # WER decoded for the first seed only
+            _eval(d / "eval_test", test, 12 if k == 1 else None)
+    for t, acc in (("teacher_1", 0.51), ("teacher_2", 0.53)):
+        _eval(exp / t / "eval_dev", acc)
+        _eval(exp / t / "eval_test", acc + 0.1)
+    r = collect_results(exp)
+    b, d = r["systems"]["baseline"], r["systems"]["distilled"]
+    assert b["test_frame_acc"] == pytest.approx(statistics.fmean([0.60, 0.62, 0.58]))
+    assert d["dev_frame_acc"] == pytest.approx(0.54)
+    assert r["spread"]["baseline"]["test_frame_acc"] == pytest.approx(statistics.stdev([0.60, 0.62, 0.58]))
+    assert r["spread"]["distilled"] == {"n": 3, "decoded": 1, "dev_frame_acc": pytest.approx(0.01),
+                                        "test_frame_acc": pytest.approx(0.01)}
+    assert b["test_wer"] == pytest.approx(12 / 50)  # the mean over the decoded seed(s) only
+    assert [x["dir"] for x in r["runs"]["baseline"]] == ["baseline_s1", "baseline_s2", "baseline_s10"]
+    assert r["runs"]["distilled"][2]["test_frame_acc"] == 0.67 and r["runs"]["distilled"][0]["best_epoch"] == 6
+    assert r["gain_recovered"] == pytest.approx((0.67 - 0.60) / (0.70 - 0.60))
+    assert r["gain_recovered_dev"] == pytest.approx((0.54 - 0.51) / (0.55 - 0.51))
+    assert [(t["dir"], t["dev_frame_acc"]) for t in r["teachers"]] == [("teacher_1", 0.51), ("teacher_2", 0.53)]
+    # A missing seed makes the mean missing rather than a mean over fewer seeds.
+    (exp / "student_s2/eval_test/frame_acc.json").unlink()
+    results, md = write_report(exp)
+    assert results["systems"]["distilled"]["test_frame_acc"] is None and results["gain_recovered"] is None
+    assert "| Baseline (one model, hard labels), mean of 3 seeds | 0.1k | 51.00% ± 1.00 | 60.00% ± 2.00 |" in md
+    assert "| teacher (teacher_2) | 53.00% | 63.00% | - |" in md and "| baseline (baseline_s10) | 51.00% | 58.00% | 7 / 9 |" in md
+
+
+def test_cache_format_comparison(exp: Path) -> None:
+    """format/<name>/student_s<k>: the other storage format's students against the main ones."""
+    atomic_write_json(exp / "cache_T2.0/meta.json", {"T": 2.0, "storage": "dense", "k": None})
+    atomic_write_json(exp / "format/topk20/cache/meta.json", {"T": 2.0, "storage": "topk", "k": 20})
+    for k, acc in ((1, 0.675), (2, 0.677)):
+        _eval(exp / f"format/topk20/student_s{k}/eval_dev", acc - 0.1)
+        _eval(exp / f"format/topk20/student_s{k}/eval_test", acc)
+    results, md = write_report(exp)
+    main, topk = results["cache_formats"]
+    assert (main["format"], main["dir"], main["test_frame_acc"], main["n"]) == ("dense", "student", 0.68, 1)
+    assert (topk["format"], topk["n"]) == ("topk k=20", 2) and topk["test_frame_acc"] == pytest.approx(0.676)
+    assert topk["test_frame_acc_sd"] == pytest.approx(statistics.stdev([0.675, 0.677]))
+    assert "(topk k=20 - dense): -0.40 points" in md
