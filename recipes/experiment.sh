@@ -21,14 +21,17 @@ fi
 
 if stage 4 "teachers 1..$num_teachers and $num_seeds baseline(s) (hard labels, teacher size, seeds from $baseline_seed)"; then
   for k in $(seq "$num_teachers"); do pjob "exp/teacher_$k/run.log" train_model "$conf/teacher.yaml" "exp/teacher_$k" --seed "$k"; done
+  transfer_set  # (transfer_copies > 0) the baselines train on the students' augmented data
   for k in $(seq "$num_seeds"); do
-    pjob "exp/baseline_s$k/run.log" train_model "$conf/teacher.yaml" "exp/baseline_s$k" --seed $((baseline_seed + k - 1))
+    pjob "exp/baseline_s$k/run.log" train_model "$conf/teacher.yaml" "exp/baseline_s$k" --seed $((baseline_seed + k - 1)) \
+      --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"
   done
   pwait
 fi
 
-if stage 5 "soft-target cache: the ensemble's mean posteriors at T=$T"; then
-  cache_targets "exp/cache_T$T" "$T" data/train "${teachers[@]}"
+if stage 5 "soft-target cache: the ensemble's mean posteriors at T=$T on $(kd_data)"; then
+  transfer_set
+  cache_targets "exp/cache_T$T" "$T" "$(kd_data)" "${teachers[@]}"
 fi
 
 if stage 6 "$num_seeds student(s): hard labels + soft targets at T=$T (seeds from $student_seed)"; then

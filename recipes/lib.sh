@@ -19,6 +19,7 @@ export PYTHONPATH="$ASRKD_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 # Settings every recipe has (its conf/recipe.yaml or the command line may set them; defaults here).
 num_seeds=${num_seeds:-1}        # baselines and students trained per system (exp/{baseline,student}_s<k>, k=1..)
 student_seed=${student_seed:-0}  # student_s<k> uses seed student_seed + k - 1 (baseline_s<k>: baseline_seed + k - 1)
+transfer_copies=${transfer_copies:-0}  # > 0: baselines and students train on data/train_aug<N> (asrkd augment-feats)
 
 CLI_SET=" "  # names given on the command line: load_conf leaves them alone
 while [ $# -gt 0 ]; do
@@ -113,6 +114,18 @@ train_model() {
     --dev-feats data/dev --dev-labels data/dev/labels/ali --out "$out" "$@"
 }
 
+# kd_data: the data the baselines and the students train on, and the soft targets are cached
+# on: data/train, or with transfer_copies > 0 data/train_aug<N> = train + N augmented copies
+# (noise + a frequency mask, same frame labels; made by transfer_set). The teachers always
+# train on data/train: the copies are inputs they never saw, whose posteriors are not the
+# memorised training labels, so the student sees more of the ensemble's behaviour; the
+# baselines get the same copies with hard labels (the fair comparison).
+kd_data() { if [ "$transfer_copies" -gt 0 ]; then echo "data/train_aug$transfer_copies"; else echo data/train; fi; }
+transfer_set() {
+  [ "$transfer_copies" -gt 0 ] || return 0
+  asrkd augment-feats data/train data/train/labels/ali "$(kd_data)" --copies "$transfer_copies" --seed 0
+}
+
 # cache_targets OUT T DATA MODEL...: the ensemble's combined posteriors at temperature T on DATA.
 # Format and k: $cache_format, $cache_k (recipe.yaml).
 cache_targets() {
@@ -161,7 +174,7 @@ students() {
   local cache=$1 dir=$2 k
   for k in $(seq "$num_seeds"); do
     pjob "$dir/student_s$k/run.log" train_model "$conf/student.yaml" "$dir/student_s$k" --soft-targets "$cache" \
-      --seed $((student_seed + k - 1))
+      --seed $((student_seed + k - 1)) --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"
   done
   pwait
 }
@@ -173,7 +186,7 @@ other_cache_format() {
   local fmt=dense name=dense k
   if [ "$cache_format" = dense ]; then fmt=topk; name=topk$cache_k; fi
   local dir=exp/format/$name
-  cache_format=$fmt cache_targets "$dir/cache" "$T" data/train "$@"
+  cache_format=$fmt cache_targets "$dir/cache" "$T" "$(kd_data)" "$@"
   students "$dir/cache" "$dir"
   for k in $(seq "$num_seeds"); do pjob "$dir/student_s$k/eval.log" evaluate_frames "$dir/student_s$k" "$dir/student_s$k/final.pt"; done
   pwait
@@ -183,10 +196,11 @@ other_cache_format() {
 # (exp/sweep/T<T>, $conf/student.yaml at that T, seed student_seed), evaluated like the main systems.
 temperature_sweep() {
   local temps=$1 t; shift
-  for t in $temps; do cache_targets "exp/sweep/cache_T$t" "$t" data/train "$@"; done
+  for t in $temps; do cache_targets "exp/sweep/cache_T$t" "$t" "$(kd_data)" "$@"; done
   for t in $temps; do
     pjob "exp/sweep/T$t/run.log" train_model "$conf/student.yaml" "exp/sweep/T$t" \
-      --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t" --seed "$student_seed"
+      --soft-targets "exp/sweep/cache_T$t" --set "loss.temperature=$t" --seed "$student_seed" \
+      --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"
   done
   pwait
   for t in $temps; do pjob "exp/sweep/T$t/eval.log" evaluate_sets "exp/sweep/T$t" "exp/sweep/T$t/final.pt"; done

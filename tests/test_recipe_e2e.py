@@ -79,6 +79,14 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
         assert all(r["test_frame_acc"] > chance for r in runs) and runs[1]["test_wer"] is None
         assert results["spread"][s]["n"] == 2 and results["spread"][s]["test_frame_acc"] is not None
     assert [t["dir"] for t in results["teachers"]] == ["teacher_1", "teacher_2"]
+    # conf/tiny transfer_copies 1: baselines, students and the cache use train + 1 augmented copy
+    # of every utterance (same labels); the teachers train on data/train only.
+    train_utts = len((work / "data/train/utt2num_frames").read_text().splitlines())
+    assert len((work / "data/train_aug1/utt2num_frames").read_text().splitlines()) == 2 * train_utts
+    for m in ("baseline_s1", "student_s2"):
+        assert "--feats data/train_aug1 --labels data/train_aug1/labels/ali" in (exp / m / "command").read_text()
+    assert "--feats data/train " in (exp / "teacher_1" / "command").read_text()
+    assert json.loads((exp / "cache_T2.0" / "meta.json").read_text())["num_utts"] == 2 * train_utts
     # (chance is the test set's majority rate; the tiny dev set's differs, so dev only beats uniform)
     assert all(t["dev_frame_acc"] > 1.0 / num_classes and t["test_frame_acc"] > chance for t in results["teachers"])
     # The other cache format (top-k here, the main cache being dense): two more students.
