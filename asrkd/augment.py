@@ -11,7 +11,8 @@ behaviour to copy. Each copy of an utterance gets, in the feature (log-mel) doma
 
 Frame counts and timing are unchanged, so the hard labels carry over exactly and a baseline can
 be trained on the same data. Copies are named ``<utt>-aug<k>``; the source utterances are kept.
-The output holds ``feats/``, ``labels/<name>/``, ``utt2num_frames``, ``utt2spk`` (when the source
+The output holds ``feats/``, ``labels/<name>/``, ``utt2num_frames``, ``augment.json`` (the settings;
+written first, so a killed run is recognised and redone), ``utt2spk`` (when the source
 has one) and the source's ``cmvn.json``, so every model normalises its input as the original
 training set does. Each copy's randomness depends only on (seed, k, utterance id): the result
 does not depend on the order or subset of utterances.
@@ -19,6 +20,7 @@ does not depend on the order or subset of utterances.
 
 from __future__ import annotations
 
+import json
 import logging
 import zlib
 from pathlib import Path
@@ -28,7 +30,7 @@ import numpy as np
 from asrkd.cmvn import load_cmvn, mean_std
 from asrkd.datadir import read_table, write_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_text, clear_done, is_done, mark_done, remove_tree
+from asrkd.fileio import atomic_write_text, is_done, mark_done, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
 from asrkd.logs import progress
 
@@ -78,10 +80,18 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
     for u in utts:
         if feats.num_frames(u) != lab.num_frames(u):
             raise AsrkdError(f"{u}: {feats.num_frames(u)} feature frames but {lab.num_frames(u)} labels")
+    if out.resolve() == src.resolve() or src.resolve().is_relative_to(out.resolve()):
+        raise AsrkdError(f"augment: the output {out} would overwrite the source {src}")
     if out.exists():
-        remove_tree(out)  # a partial or forced earlier run: start clean (the source is untouched)
+        # our own unfinished output (a killed run: augment.json without .done) is redone; any
+        # other existing directory only with --force
+        if not force and not (out / "augment.json").is_file():
+            raise AsrkdError(f"{out} exists and is not an augment-feats output; --force overwrites it")
+        remove_tree(out)
+    spec = {"source": str(src), "copies": copies, "seed": seed, "noise_sd": noise_sd,
+            "max_mask_bins": max_mask_bins}
     out.mkdir(parents=True)
-    clear_done(out)
+    atomic_write_text(out / "augment.json", json.dumps(spec, indent=1) + "\n")
     counts: dict[str, int] = {}
     lab_dir = out / "labels" / labels.name
     with PartWriter(out / "feats", "0", "float32", feats.shape) as fw, \
@@ -96,8 +106,6 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
                 fw.add(name, augment_frames(x, mean, std, _rng(seed, k, u), noise_sd, max_mask_bins))
                 lw.add(name, y)
                 counts[name] = len(x)
-    spec = {"source": str(src), "copies": copies, "seed": seed, "noise_sd": noise_sd,
-            "max_mask_bins": max_mask_bins}
     finalize_store(out / "feats", "float32", feats.shape, {**feats.attrs, "augment": spec}, counts)
     finalize_store(lab_dir, "int32", (), lab.attrs, counts)
     write_table(out / "utt2num_frames", {u: str(n) for u, n in counts.items()})

@@ -70,3 +70,14 @@ def test_bad_input_is_refused(src: Path, tmp_path: Path) -> None:
     with pytest.raises(AsrkdError, match="feature frames but"):
         augment_data_dir(src, tmp_path / "short", tmp_path / "y", copies=1)
     assert not (tmp_path / "y").exists()
+    with pytest.raises(AsrkdError, match="overwrite the source"):
+        augment_data_dir(src, src / "labels/ali", src, copies=1, force=True)
+    (tmp_path / "z").mkdir()  # not an augment-feats output: left alone without --force
+    with pytest.raises(AsrkdError, match="--force overwrites"):
+        augment_data_dir(src, src / "labels/ali", tmp_path / "z", copies=1)
+    assert (src / "feats").is_dir()
+    # a killed run (its own augment.json, no .done) is redone without --force
+    done = augment_data_dir(src, src / "labels/ali", tmp_path / "k", copies=1)
+    (tmp_path / "k" / ".done").unlink()
+    (tmp_path / "k" / "utt2num_frames").unlink()
+    assert augment_data_dir(src, src / "labels/ali", tmp_path / "k", copies=1) == done
