@@ -66,7 +66,8 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
         raise AsrkdError("augment: noise_sd and max_mask_bins must be >= 0")
     if is_done(out) and not force:
         log.info("%s is complete; skipping (--force to redo)", out)
-        return {"utts": len(read_table(out / "utt2num_frames")), "frames": -1}
+        done = read_table(out / "utt2num_frames")
+        return {"utts": len(done), "frames": sum(int(n) for n in done.values())}
     feats, lab = FrameStore(src / "feats"), FrameStore(labels)
     mean, std = mean_std(load_cmvn(src)["global"])
     if len(mean) != feats.shape[0]:
