@@ -180,6 +180,42 @@ def teacher_results(exp_dir: Path, ensemble_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def baseline_groups(exp_dir: Path, name: str) -> list[tuple[str, list[Path]]]:
+    """The baseline kinds of an experiment: ``name`` itself and every ``<name>_<tag>_s<k>``
+    group (e.g. the recipe's ``baseline_plain_s<k>``: hard labels on data/train only, next to
+    baselines on the augmented transfer set), each with its run directories."""
+    pat = re.compile(re.escape(name) + r"_([a-z][a-z0-9]*)_s\d+")
+    tags = sorted({m.group(1) for d in exp_dir.iterdir() if d.is_dir() and (m := pat.fullmatch(d.name))})
+    return [(name, system_runs(exp_dir, name))] + [(f"{name}_{t}", system_runs(exp_dir, f"{name}_{t}")) for t in tags]
+
+
+def _train_frames(run_dir: Path) -> int | None:
+    """Frames of one training epoch (the size of the data the model was trained on)."""
+    m = _json(run_dir / "metrics.json")
+    epochs = (m or {}).get("epochs") or []
+    return int(epochs[0]["train_frames"]) if epochs and "train_frames" in epochs[0] else None
+
+
+def best_baseline(exp_dir: Path, name: str) -> tuple[list[Path], list[dict[str, Any]]]:
+    """(runs of the baseline kind with the best mean dev frame accuracy, one row per kind).
+
+    The fair comparison measures the student's gain against the best baseline, chosen on dev
+    (never on test): with an augmented transfer set the baseline trained on the same copies may
+    be better or worse than the one trained on the plain training set. A kind whose dev mean is
+    missing is never chosen unless every kind's is (then the first, ``name``, stays)."""
+    groups = baseline_groups(exp_dir, name)
+    rows = []
+    for group, runs in groups:
+        row, _, spread = runs_result(runs, exp_dir)
+        rows.append({"dir": group, "n": spread["n"], "train_frames": _train_frames(runs[0]),
+                     **{k: row[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}})
+    scored = [i for i, r in enumerate(rows) if r["dev_frame_acc"] is not None]
+    best = max(scored, key=lambda i: rows[i]["dev_frame_acc"]) if scored else 0
+    for i, r in enumerate(rows):
+        r["chosen"] = i == best
+    return groups[best][1], rows
+
+
 def gain_recovered(baseline: float | None, ensemble: float | None, distilled: float | None) -> float | None:
     """Share of the ensemble's frame-accuracy gain over the baseline that the student keeps,
     ``(distilled - baseline) / (ensemble - baseline)``; None when a number is missing or the
@@ -272,13 +308,15 @@ def small_data(exp_dir: Path, baseline_dir: Path) -> list[dict[str, Any]]:
 
 def collect_results(exp_dir: Path, dirs: dict[str, str] | None = None) -> dict[str, Any]:
     """``results.json`` content for ``exp_dir`` (keys: systems, runs, spread, teachers,
-    gain_recovered, gain_recovered_dev, temperature_sweep, cache_formats, small_data).
+    gain_recovered, gain_recovered_dev, temperature_sweep, cache_formats, small_data, baselines).
+    The baseline system is the baseline kind with the best mean dev accuracy (:func:`best_baseline`).
     ``dirs``: system -> directory name under ``exp_dir`` (seeds: ``<name>_s<k>``)."""
     exp_dir = Path(exp_dir)
     if not exp_dir.is_dir():
         raise AsrkdError(f"experiment directory not found: {exp_dir}")
     dirs = {**DEFAULT_DIRS, **(dirs or {})}
     runs = {s: system_runs(exp_dir, dirs[s]) for s in SYSTEMS}
+    runs["baseline"], baselines = best_baseline(exp_dir, dirs["baseline"])
     systems, per_run, spread = {}, {}, {}
     for s in SYSTEMS:
         systems[s], per_run[s], spread[s] = runs_result(runs[s], exp_dir)
@@ -293,8 +331,16 @@ def collect_results(exp_dir: Path, dirs: dict[str, str] | None = None) -> dict[s
         "gain_recovered_dev": gain_recovered(dev["baseline"], dev["ensemble"], dev["distilled"]),
         "temperature_sweep": temperature_sweep(exp_dir),
         "cache_formats": cache_formats(exp_dir, runs["distilled"], dirs["distilled"]),
-        "small_data": small_data(exp_dir, runs["baseline"][0]),
+        "small_data": small_data(exp_dir, _full_data_baseline(exp_dir, dirs["baseline"])),
+        "baselines": baselines,
     }
+
+
+def _full_data_baseline(exp_dir: Path, name: str) -> Path:
+    """The first run of the first baseline kind scored on the training set (eval_train/): the
+    section-6 full-data baseline (the recipe scores the one trained on data/train)."""
+    firsts = [runs[0] for _, runs in baseline_groups(exp_dir, name)]
+    return next((d for d in firsts if (d / "eval_train" / "frame_acc.json").is_file()), firsts[0])
 
 
 # ---- markdown -------------------------------------------------------------------------------
@@ -359,6 +405,15 @@ def render_markdown(results: dict[str, Any], context: dict[str, Any]) -> str:
     lines += _table(["System", "Parameters", "Dev frame acc", "Test frame acc", "Dev WER", "Test WER",
                      "Decode RTF"], _system_rows(results, n))
     lines += ["", *_gain_lines(results), ""]
+    if len(results.get("baselines", [])) > 1:
+        lines += ["Baselines (hard labels, teacher size) on different training data; Table 1 uses the "
+                  "one with the best mean dev frame accuracy (marked *):", ""]
+        lines += _table(["Baseline", "Seeds", "Training frames", "Dev frame acc", "Test frame acc"],
+                        [[("* " if r["chosen"] else "") + r["dir"], str(r["n"]),
+                          "-" if r["train_frames"] is None else f"{r['train_frames']:,}",
+                          _pct_sd(r["dev_frame_acc"], r["dev_frame_acc_sd"]),
+                          _pct_sd(r["test_frame_acc"], r["test_frame_acc_sd"])] for r in results["baselines"]])
+        lines += [""]
     seeded = [s for s in SYSTEMS if results["spread"][s]["n"] > 1]
     if seeded:
         lines += ["Frame accuracy: mean ± sample standard deviation (points) over the seeds. " +

@@ -25,6 +25,12 @@ if stage 4 "teachers 1..$num_teachers and $num_seeds baseline(s) (hard labels, t
   for k in $(seq "$num_seeds"); do
     pjob "exp/baseline_s$k/run.log" train_model "$conf/teacher.yaml" "exp/baseline_s$k" --seed $((baseline_seed + k - 1)) \
       --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"
+    # With a transfer set, also baselines on data/train alone: the report compares the student
+    # with the better of the two kinds on dev (the fair comparison).
+    if [ "$transfer_copies" -gt 0 ]; then
+      pjob "exp/baseline_plain_s$k/run.log" train_model "$conf/teacher.yaml" "exp/baseline_plain_s$k" \
+        --seed $((baseline_seed + k - 1))
+    fi
   done
   pwait
 fi
@@ -50,7 +56,7 @@ fi
 if stage 9 "evaluation: frame accuracy (every model) and WER (ensemble, first baseline and student) on dev and test"; then
   pjob exp/ensemble/eval.log evaluate_sets exp/ensemble "${teachers[@]}"
   for k in $(seq "$num_seeds"); do
-    for m in baseline student; do
+    for m in baseline student $([ "$transfer_copies" -gt 0 ] && echo baseline_plain); do
       if [ "$k" -eq 1 ]; then how=evaluate_sets; else how=evaluate_frames; fi
       pjob "exp/${m}_s$k/eval.log" "$how" "exp/${m}_s$k" "exp/${m}_s$k/final.pt"
     done

@@ -211,7 +211,7 @@ temperature_sweep() {
 # data/train with hard labels only (exp/small_data/hard, $conf/teacher.yaml, seed $baseline_seed)
 # and with the full-data ensemble's soft targets CACHE (exp/small_data/soft, $conf/student.yaml,
 # seed $student_seed); frame accuracy on that training subset and on test, and the first
-# full-data baseline's on train.
+# full-data baseline's on train (the one trained on data/train alone).
 small_data_experiment() {
   local fraction=$1 cache=$2 sub=data/train_frac$1 m
   new_data_dir "$sub" asrkd subset-data --fraction "$fraction" data/train "$sub"
@@ -225,5 +225,6 @@ small_data_experiment() {
     eval_frames "exp/small_data/$m/eval_train" "$sub" "exp/small_data/$m/final.pt"
     eval_frames "exp/small_data/$m/eval_test" data/test "exp/small_data/$m/final.pt"
   done
-  eval_frames exp/baseline_s1/eval_train data/train exp/baseline_s1/final.pt
+  local full=exp/baseline_s1; [ "$transfer_copies" -gt 0 ] && full=exp/baseline_plain_s1
+  eval_frames "$full/eval_train" data/train "$full/final.pt"
 }

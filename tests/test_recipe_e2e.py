@@ -60,7 +60,7 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
         assert (exp / name).is_file(), name
     results = json.loads((exp / "results.json").read_text())
     assert set(results) == {"systems", "runs", "spread", "teachers", "gain_recovered", "gain_recovered_dev",
-                            "temperature_sweep", "cache_formats", "small_data"}
+                            "temperature_sweep", "cache_formats", "small_data", "baselines"}
     num_classes = load_lang(work / "data/lang").num_classes
     chance = max(1.0 / num_classes, majority_rate(work / "data/test/labels/ali"))
     for s in SYSTEMS:
@@ -72,10 +72,17 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
         assert 0.0 <= r["test_wer"] <= 2.0 and r["decode_rtf"] > 0
     assert results["systems"]["ensemble"]["params"] == 2 * results["systems"]["baseline"]["params"]
     assert results["systems"]["distilled"]["params"] == results["systems"]["baseline"]["params"]
+    # Two kinds of baseline (conf/tiny transfer_copies 1): on train + copies and on train alone;
+    # Table 1 uses the one with the better mean dev accuracy.
+    kinds = results["baselines"]
+    assert [b["dir"] for b in kinds] == ["baseline", "baseline_plain"] and sum(b["chosen"] for b in kinds) == 1
+    chosen = next(b for b in kinds if b["chosen"])
+    assert chosen["dev_frame_acc"] == max(b["dev_frame_acc"] for b in kinds)
+    assert kinds[0]["train_frames"] == 2 * kinds[1]["train_frames"]
     # Two seeds of the baseline and of the student (conf/tiny num_seeds), one of each decoded.
     for s in ("baseline", "distilled"):
         runs = results["runs"][s]
-        assert [r["dir"] for r in runs] == [f"{'student' if s == 'distilled' else s}_s{k}" for k in (1, 2)]
+        assert [r["dir"] for r in runs] == [f"{'student' if s == 'distilled' else chosen['dir']}_s{k}" for k in (1, 2)]
         assert all(r["test_frame_acc"] > chance for r in runs) and runs[1]["test_wer"] is None
         assert results["spread"][s]["n"] == 2 and results["spread"][s]["test_frame_acc"] is not None
     assert [t["dir"] for t in results["teachers"]] == ["teacher_1", "teacher_2"]
@@ -85,7 +92,8 @@ def test_synth_recipe_tiny(tmp_path: Path) -> None:
     assert len((work / "data/train_aug1/utt2num_frames").read_text().splitlines()) == 2 * train_utts
     for m in ("baseline_s1", "student_s2"):
         assert "--feats data/train_aug1 --labels data/train_aug1/labels/ali" in (exp / m / "command").read_text()
-    assert "--feats data/train " in (exp / "teacher_1" / "command").read_text()
+    for m in ("teacher_1", "baseline_plain_s2"):
+        assert "--feats data/train " in (exp / m / "command").read_text() and "train_aug" not in (exp / m / "command").read_text()
     assert json.loads((exp / "cache_T2.0" / "meta.json").read_text())["num_utts"] == 2 * train_utts
     # (chance is the test set's majority rate; the tiny dev set's differs, so dev only beats uniform)
     assert all(t["dev_frame_acc"] > 1.0 / num_classes and t["test_frame_acc"] > chance for t in results["teachers"])

@@ -65,7 +65,7 @@ def exp(tmp_path: Path) -> Path:
 def test_table_numbers_come_from_the_files(exp: Path) -> None:
     r = collect_results(exp)
     assert set(r) == {"systems", "runs", "spread", "teachers", "gain_recovered", "gain_recovered_dev",
-                      "temperature_sweep", "cache_formats", "small_data"}
+                      "temperature_sweep", "cache_formats", "small_data", "baselines"}
     assert set(r["systems"]) == {"baseline", "ensemble", "distilled"}
     for s in r["systems"].values():
         assert set(s) == SYSTEM_KEYS
@@ -190,3 +190,38 @@ def test_cache_format_comparison(exp: Path) -> None:
     assert (topk["format"], topk["n"]) == ("topk k=20", 2) and topk["test_frame_acc"] == pytest.approx(0.676)
     assert topk["test_frame_acc_sd"] == pytest.approx(statistics.stdev([0.675, 0.677]))
     assert "(topk k=20 - dense): -0.40 points" in md
+
+
+def test_best_baseline_kind_is_chosen_on_dev(exp: Path) -> None:
+    """With baseline_s<k> (transfer set) and baseline_plain_s<k> (data/train), Table 1's baseline
+    is the kind with the better mean dev accuracy, even when the other is better on test."""
+    shutil.rmtree(exp / "baseline")
+    kinds = {"baseline": ((0.50, 0.66), (0.52, 0.64), 600), "baseline_plain": ((0.53, 0.60), (0.53, 0.62), 200)}
+    for name, (s1, s2, frames) in kinds.items():
+        for k, (dev, test) in ((1, s1), (2, s2)):
+            d = exp / f"{name}_s{k}"
+            _checkpoint(d / "final.pt", 8)
+            atomic_write_json(d / "metrics.json", {"best_epoch": 3, "epochs": [{"train_frames": frames}] * 5})
+            _eval(d / "eval_dev", dev)
+            _eval(d / "eval_test", test)
+    _eval(exp / "baseline_plain_s1/eval_train", 0.9)  # the recipe scores the data/train baseline on train
+    (exp / "small_data/hard/eval_train").mkdir(parents=True)
+    _eval(exp / "small_data/hard/eval_train", 0.95, utts=1)
+    _eval(exp / "small_data/hard/eval_test", 0.4)
+    results, md = write_report(exp)
+    assert [(b["dir"], b["chosen"], b["train_frames"]) for b in results["baselines"]] == [
+        ("baseline", False, 600), ("baseline_plain", True, 200)]
+    assert results["systems"]["baseline"]["dev_frame_acc"] == pytest.approx(0.53)
+    assert results["systems"]["baseline"]["test_frame_acc"] == pytest.approx(0.61)
+    assert results["gain_recovered_dev"] == pytest.approx((0.54 - 0.53) / (0.55 - 0.53))
+    assert results["gain_recovered"] == pytest.approx((0.68 - 0.61) / (0.70 - 0.61))
+    assert [r["dir"] for r in results["runs"]["baseline"]] == ["baseline_plain_s1", "baseline_plain_s2"]
+    assert results["small_data"][-1]["train_frame_acc"] == 0.9
+    assert "| * baseline_plain | 2 | 200 | 53.00% ± 0.00 | 61.00% ± 1.41 |" in md
+    assert "| baseline | 2 | 600 | 51.00% ± 1.41 | 65.00% ± 1.41 |" in md
+    # One kind only: no Baselines table, the baseline is that kind.
+    for k in (1, 2):
+        shutil.rmtree(exp / f"baseline_plain_s{k}")
+    results, md = write_report(exp)
+    assert len(results["baselines"]) == 1 and results["systems"]["baseline"]["dev_frame_acc"] == pytest.approx(0.51)
+    assert "Baselines (hard labels" not in md
