@@ -4,6 +4,7 @@ Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 
 
 - ``bf16_matmul_tflops``: best rate of bf16 matmuls of the hinton2015 layer shapes (forward,
   input-gradient and weight-gradient layouts), best of several repeats - the machine's ceiling.
+  Both oneDNN's and, on AMX CPUs, the step's own AMX GEMM (:mod:`asrkd.train.amx_gemm`) are timed.
 - ``train_frames_per_s_hinton2015`` / ``train_frames_per_s_cpu``: frames per second of the real
   loader + step (:class:`asrkd.train.data.FrameLoader`, :class:`asrkd.train.step.Stepper`) on a
   synthetic frame store, best window of ``--runs`` timed windows. For the DNN with Adam in bf16
@@ -40,13 +41,18 @@ CLASSES = 2000
 def _matmul_peak(repeats: int = 8) -> float:
     import torch
 
+    from asrkd.train import amx_gemm
+
     shapes = [(BATCH, 26 * 40, 2560), (BATCH, 2560, 2560), (BATCH, 2560, CLASSES)]
     best = 0.0
     for m, k, n in shapes:
         a = torch.randn(m, k, dtype=torch.bfloat16)
         b = torch.randn(k, n, dtype=torch.bfloat16)
         bt = b.t().contiguous()
-        for f in (lambda: a @ b, lambda: a @ bt.t()):
+        fns = [lambda: a @ b, lambda: a @ bt.t()]
+        if amx_gemm.available():  # the step's own AMX GEMM (asrkd.train.fast_dnn) counts too
+            fns += [lambda: amx_gemm.matmul(a, b), lambda: amx_gemm.matmul(a, bt, b_transposed=True)]
+        for f in fns:
             f()
             for _ in range(repeats):
                 t = time.perf_counter()
@@ -201,6 +207,10 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
     timed(torch, "mm", lambda a: f"mm {'wgrad' if a[0].shape[1] == BATCH else 'dgrad'} "
                                  f"{a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[1]}")
     timed(torch.ops.mkldnn, "_linear_pointwise", lambda a: f"fwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
+    from asrkd.train import amx_gemm
+
+    timed(amx_gemm, "matmul", lambda a: f"amx {a[0].shape[0]}x{a[0].shape[1]}x"
+                                        f"{a[1].shape[1] if a[1].shape[0] == a[0].shape[1] else a[1].shape[0]}")
     try:
         for _ in range(2):
             stepper.step(batch, 1e-4)
