@@ -20,8 +20,11 @@ if stage 3 "alignment: flat-start aligner on train; dev and test aligned by it (
 fi
 
 if stage 4 "teachers 1..$num_teachers and $num_seeds baseline(s) (hard labels, teacher size, seeds from $baseline_seed)"; then
-  for k in $(seq "$num_teachers"); do pjob "exp/teacher_$k/run.log" train_model "$conf/teacher.yaml" "exp/teacher_$k" --seed "$k"; done
-  transfer_set  # (transfer_copies > 0) the baselines train on the students' augmented data
+  transfer_set  # (transfer_copies > 0) the baselines (and with teachers_on_copies the teachers) train on it
+  # shellcheck disable=SC2046  # teacher_data_args: several words or none
+  for k in $(seq "$num_teachers"); do
+    pjob "exp/teacher_$k/run.log" train_model "$conf/teacher.yaml" "exp/teacher_$k" --seed "$k" $(teacher_data_args)
+  done
   for k in $(seq "$num_seeds"); do
     pjob "exp/baseline_s$k/run.log" train_model "$conf/teacher.yaml" "exp/baseline_s$k" --seed $((baseline_seed + k - 1)) \
       --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"

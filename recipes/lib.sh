@@ -20,6 +20,7 @@ export PYTHONPATH="$ASRKD_ROOT${PYTHONPATH:+:$PYTHONPATH}"
 num_seeds=${num_seeds:-1}        # baselines and students trained per system (exp/{baseline,student}_s<k>, k=1..)
 student_seed=${student_seed:-0}  # student_s<k> uses seed student_seed + k - 1 (baseline_s<k>: baseline_seed + k - 1)
 transfer_copies=${transfer_copies:-0}  # > 0: baselines and students train on data/train_aug<N> (asrkd augment-feats)
+teachers_on_copies=${teachers_on_copies:-false}  # true (with transfer_copies > 0): the teachers train on it too
 
 CLI_SET=" "  # names given on the command line: load_conf leaves them alone
 while [ $# -gt 0 ]; do
@@ -116,11 +117,19 @@ train_model() {
 
 # kd_data: the data the baselines and the students train on, and the soft targets are cached
 # on: data/train, or with transfer_copies > 0 data/train_aug<N> = train + N augmented copies
-# (noise + a frequency mask, same frame labels; made by transfer_set). The teachers always
+# (noise + a frequency mask, same frame labels; made by transfer_set). By default the teachers
 # train on data/train: the copies are inputs they never saw, whose posteriors are not the
 # memorised training labels, so the student sees more of the ensemble's behaviour; the
-# baselines get the same copies with hard labels (the fair comparison).
+# baselines get the same copies with hard labels (the fair comparison). With
+# teachers_on_copies=true the teachers train on the copies as well (every model of Table 1 then
+# sees the same data, as in the paper, where the baseline is one more member of the ensemble).
 kd_data() { if [ "$transfer_copies" -gt 0 ]; then echo "data/train_aug$transfer_copies"; else echo data/train; fi; }
+# teacher_data_args: train_model's data options for the teachers.
+teacher_data_args() {
+  if [ "$teachers_on_copies" = true ] && [ "$transfer_copies" -gt 0 ]; then
+    echo --feats "$(kd_data)" --labels "$(kd_data)/labels/ali"
+  fi
+}
 transfer_set() {
   [ "$transfer_copies" -gt 0 ] || return 0
   asrkd augment-feats data/train data/train/labels/ali "$(kd_data)" --copies "$transfer_copies" --seed 0
