@@ -92,6 +92,18 @@ def test_strided_rows_and_out_buffer():
     assert bool((out_big[:, :3] == 7).all()) and bool((out_big[:, n + 3:] == 7).all())  # nothing else written
 
 
+def test_weight_gradient_layout_with_padded_rows():
+    """The step's weight gradient: h^T (in, N) as a view of rows padded to N + 32 (the step's
+    h^T buffer), times dz (N, out) with out not a multiple of 64 (the 2000-class layer's case)."""
+    n, d_in, d_out = 256, 130, 100
+    g = torch.Generator().manual_seed(7)
+    h_t = torch.randn(d_in, n + 32, generator=g).to(torch.bfloat16)[:, :n]
+    dz = (torch.randn(n, d_out, generator=g) * 1e-3).to(torch.bfloat16)
+    gw = amx_gemm.matmul(h_t, dz, out=torch.empty(d_in, d_out, dtype=torch.bfloat16))
+    ref = h_t.double() @ dz.double()
+    assert bool(((gw.double() - ref).abs() <= _bound(h_t, dz, None, ref)).all())
+
+
 def test_result_does_not_depend_on_thread_count():
     a, b, bias = _operands(200, 300, 130, seed=5)
     one = amx_gemm.matmul(a, b, bias=bias, threads=1)
@@ -123,9 +135,10 @@ def test_nan_and_inf_propagate(b_transposed: bool, relu: bool):
 
 
 def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
-    """The bf16 step with the AMX GEMM in every forward and input gradient (threshold lowered to
-    reach the small test model) against the oneDNN step and the autocast + autograd reference,
-    within test_fast_dnn's tolerances. A batch of 2048 also takes the padded-row h^T buffer."""
+    """The bf16 step with the AMX GEMM in every forward, input gradient and weight gradient
+    (threshold lowered to reach the small test model; its widths 96 and 50 are not multiples of
+    64, so every weight gradient takes it too) against the oneDNN step and the autocast + autograd
+    reference, within test_fast_dnn's tolerances. A batch of 2048 also takes the padded-row h^T buffer."""
     from asrkd.models import ModelConfig, build_model
     from asrkd.train import fast_dnn
     from asrkd.train.config import load_train_config
@@ -156,8 +169,8 @@ def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
             s.fast = None
         before = calls["n"]
         results = [s.step(batch, 1e-3) for _ in range(3)]
-        # 4 layers: 4 forwards + 3 input gradients per step on the AMX path, none elsewhere
-        assert calls["n"] - before == (3 * 7 if name == "amx" else 0)
+        # 4 layers: 4 forwards + 3 input gradients + 4 weight gradients per step on the AMX path
+        assert calls["n"] - before == (3 * 11 if name == "amx" else 0)
         runs[name] = (results, model)
     ref_results, ref_model = runs["autograd"]
     for name in ("amx", "onednn"):

@@ -209,7 +209,7 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
     timed(torch.ops.mkldnn, "_linear_pointwise", lambda a: f"fwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
     from asrkd.train import amx_gemm
 
-    timed(amx_gemm, "matmul", lambda a: f"amx {a[0].shape[0]}x{a[0].shape[1]}x"
+    timed(amx_gemm, "matmul", lambda a: f"amx {'wgrad ' if a[0].shape[1] == BATCH else ''}{a[0].shape[0]}x{a[0].shape[1]}x"
                                         f"{a[1].shape[1] if a[1].shape[0] == a[0].shape[1] else a[1].shape[0]}")
     try:
         for _ in range(2):

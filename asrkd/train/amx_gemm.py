@@ -8,9 +8,10 @@ of torch's bf16 matmul up to the order of the fp32 additions.
 
 Measured here (2 cores, issue 5): on the 2560-wide forward and input-gradient shapes it runs at
 ~2.1-2.3 TFLOP/s against oneDNN's ~2.0-2.2 alone, and inside the training step those matmuls take
-~160-175 ms per step instead of ~185-215 ms, so :mod:`asrkd.train.fast_dnn` uses it for them. It
-is no faster than oneDNN on the 1040-input layer or on the weight gradients, which stay with
-oneDNN. The AMX unit itself does ~3.0 TFLOP/s per core with tiles in registers and ~2.5 with tile
+~160-175 ms per step instead of ~185-215 ms, so :mod:`asrkd.train.fast_dnn` uses it for them,
+and for the weight gradient of the 2000-class layer (2560 x 2048 x 2000: ~9.5 ms in the step
+against oneDNN's ~12-13.5, whose rate drops when N is not a multiple of 64). It is no faster than
+oneDNN on the 1040-input layer or on the other weight gradients, which stay with oneDNN. The AMX unit itself does ~3.0 TFLOP/s per core with tiles in registers and ~2.5 with tile
 loads from L1: a GEMM is held back by streaming its tiles from L2/L3, not by the arithmetic.
 
 The C file is compiled with the system C compiler at first use into a cache directory

@@ -16,7 +16,8 @@ step is memory-bound, so every pass over a weight- or activation-sized array cou
 - The forward is oneDNN's linear with the bias and the ReLU fused, except for the layers with
   2048 or more inputs on a CPU with AMX: there (and in their input gradient) a hand-written AMX
   GEMM with the bias and ReLU in its epilogue (:mod:`asrkd.train.amx_gemm`) is ~15 % faster in
-  the step (``AMX_MIN_K``); same values up to the order of the fp32 additions.
+  the step (``AMX_MIN_K``). It also takes the weight gradient of the 2000-class output layer,
+  where oneDNN is slow (:func:`_use_amx_wgrad`); same values up to the order of the fp32 additions.
 - Plain hard-label training (soft-target weight 0) computes the cross-entropy, its gradient, the
   last bias gradient and the argmax hits in one kernel on the bf16 logits
   (:func:`~asrkd.train.bf16_kernels.softmax_xent`); any other loss (soft targets) stays an
@@ -54,7 +55,20 @@ AMX_MIN_K: int | None = 2048
 
 
 def _use_amx(k: int) -> bool:
+    """Forward and input gradient: the AMX GEMM when the contraction has ``k`` >= ``AMX_MIN_K`` terms."""
     return AMX_MIN_K is not None and k >= AMX_MIN_K and amx_gemm.available()
+
+
+def _use_amx_wgrad(rows: int, cols: int) -> bool:
+    """Weight gradient ``h^T (rows, N) @ dz (N, cols)``: the AMX GEMM for wide layers whose
+    output count is not a multiple of 64, oneDNN otherwise.
+
+    Measured here (2 threads, h^T rows padded as in the step): oneDNN runs 2560 x 2048 x 2000 (the
+    2000-class layer) at ~1.95 TFLOP/s alone but 2560 x 2048 x 2048 at ~2.3, and in the step that
+    call took 11-16 ms (outliers to ~35) against 9.0-10 ms with the AMX GEMM (alone ~2.25-2.35).
+    On 2560 x 2048 x 2560 oneDNN is faster (10.4 ms alone against 11.3), so it keeps those.
+    """
+    return _use_amx(rows) and cols % 64 != 0
 
 
 def _bits(t: torch.Tensor) -> Any:
@@ -212,7 +226,10 @@ class FastDnnStep:
 
     def _weight_grad(self, i: int, h_t: torch.Tensor, dz: torch.Tensor) -> float:
         """Layer i's weight gradient ``h^T @ dz`` (in, out) bf16; returns its sum of squares."""
-        gw = torch.mm(h_t, dz, out=self.grad_w[i])
+        if _use_amx_wgrad(*self.grad_w[i].shape):
+            gw = amx_gemm.matmul(h_t, dz, out=self.grad_w[i])
+        else:
+            gw = torch.mm(h_t, dz, out=self.grad_w[i])
         return float(K.sumsq_bf16(_bits(gw).reshape(-1)))
 
     def update(self, lr: float, grad_scale: float) -> None:
