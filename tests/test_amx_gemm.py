@@ -1,6 +1,7 @@
 """The AMX bf16 GEMM (asrkd.train.amx_gemm) against float64 references: odd shapes (tails in M, N
 and K), both B layouts, strided rows, the bias + ReLU epilogue, NaN/inf propagation, and the
-result's independence of the thread count."""
+result's independence of the thread count; the input gradient fused with the ReLU backward
+against the unfused path (GEMM, then bf16_kernels.relu_backward_t) bit for bit."""
 
 from __future__ import annotations
 
@@ -8,10 +9,12 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
 from asrkd.train import amx_gemm
+from asrkd.train import bf16_kernels as K
 
 pytestmark = pytest.mark.skipif(not amx_gemm.available(),
                                 reason="no AMX here (CPU flags amx_tile/amx_bf16, OS permission or C build)")
@@ -134,6 +137,105 @@ def test_nan_and_inf_propagate(b_transposed: bool, relu: bool):
     assert bool(((c.double() - ref).abs()[fin] <= bound[fin]).all())
 
 
+def _relu_bwd_operands(m: int, k: int, n: int, seed: int, special: bool
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """dz_above (M, K), w (N, K) (the step's b_transposed layout), h (M, N): a ReLU output
+    (about half zeros), with ``special`` non-finite values in the GEMM operands and in h, and
+    h = -0 (which masks, as +0 does)."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randn(m, k, generator=g).to(torch.bfloat16)
+    w = torch.randn(n, k, generator=g).to(torch.bfloat16)
+    h = torch.randn(m, n, generator=g).relu().to(torch.bfloat16)
+    if special:
+        a[min(3, m - 1), 0] = float("nan")
+        h[min(3, m - 1)] = 1.0  # that NaN row of g is not masked away
+        a[m // 2, k - 1] = float("inf")
+        w[n - 1, k // 2] = float("-inf")
+        h[0, 0] = float("nan")
+        h[m - 1, n - 1] = -float("nan")  # sign bit set: masks, as relu_backward_t's int16 test does
+        h[m // 3, n // 2] = float("inf")
+        h[m // 2, 0] = -0.0
+        h[m - 1, 0] = -1.0
+    return a, w, h
+
+
+def _bits_of(t: torch.Tensor) -> np.ndarray:
+    return t.view(torch.int16).numpy()
+
+
+def _unfused(a: torch.Tensor, w: torch.Tensor, h: torch.Tensor, scale: float, threads: int
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The step's unfused path: g = a @ w^T in bf16, then relu_backward_t -> (dz, db, h^T)."""
+    m, n = h.shape
+    g = amx_gemm.matmul(a, w, b_transposed=True, threads=threads)
+    dz, db = torch.empty(m, n, dtype=torch.bfloat16), torch.empty(n)
+    h_t = torch.zeros(n, m, dtype=torch.bfloat16)
+    K.relu_backward_t(_bits_of(g), _bits_of(h), True, scale, _bits_of(dz), db.numpy(), _bits_of(h_t), True)
+    return dz, db, h_t
+
+
+def _fused(a: torch.Tensor, w: torch.Tensor, h: torch.Tensor, scale: float, threads: int
+           ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """-> (dz, db, h^T, the padded h^T buffer (N, M + 32) it is a view of)."""
+    m, n = h.shape
+    dz, db = torch.full((m, n), 3.0, dtype=torch.bfloat16), torch.full((n,), 5.0)
+    ht_buf = torch.full((n, m + 32), 7.0, dtype=torch.bfloat16)  # rows padded as the step's h^T buffer
+    amx_gemm.dgrad_relu_backward(a, w, h, b_transposed=True, scale=scale, out=dz, db=db, h_t=ht_buf[:, :m],
+                                 threads=threads)
+    return dz, db, ht_buf[:, :m], ht_buf
+
+
+def _same_bits(x: torch.Tensor, y: torch.Tensor) -> bool:
+    """Bitwise equality (signed zeros and, in bf16, NaN payloads included). In the fp32 bias
+    gradient only the NaN positions must agree: a sum of two different NaNs is the first
+    operand's on x86, and LLVM may commute the additions of relu_backward_t's vectorised loop."""
+    if x.dtype == torch.float32:
+        nan = x.isnan()
+        return torch.equal(nan, y.isnan()) and np.array_equal(x[~nan].numpy().view(np.int32),
+                                                              y[~nan].numpy().view(np.int32))
+    return np.array_equal(_bits_of(x.contiguous()), _bits_of(y.contiguous()))
+
+
+# (M, K, N): M below, at and across the 32-row panels and the 64-row bias-sum blocks (97 = 64 + 33,
+# 161 = 2 * 64 + 33, 70 = 64 + 6), N tails in both 16-column halves, K tails.
+RELU_BWD_SHAPES = [(1, 1, 1), (5, 7, 3), (33, 45, 70), (64, 32, 32), (70, 64, 17), (97, 300, 130),
+                   (161, 70, 47), (200, 1040, 96)]
+
+
+@pytest.mark.parametrize("shape", RELU_BWD_SHAPES)
+@pytest.mark.parametrize("scale", [1.0, 1.0 / 0.9])
+@pytest.mark.parametrize("special", [False, True])
+def test_fused_relu_backward_equals_the_unfused_path_bit_for_bit(shape: tuple[int, int, int], scale: float,
+                                                                 special: bool):
+    m, k, n = shape
+    a, w, h = _relu_bwd_operands(m, k, n, seed=m + 3 * n, special=special)
+    dz0, db0, ht0 = _unfused(a, w, h, scale, threads=2)
+    dz, db, h_t, ht_buf = _fused(a, w, h, scale, threads=2)
+    assert _same_bits(dz, dz0) and _same_bits(db, db0) and _same_bits(h_t, ht0)
+    assert _same_bits(h_t, h.t())
+    assert bool((ht_buf[:, m:] == 7).all())  # the padding is not written
+    if special and m >= 5:  # the non-finite values reached the outputs (else the test would not test them)
+        assert bool(dz.isnan().any()) and bool(db.isnan().any())
+    # the mask: zero wherever h <= 0 (dropped units included), whatever g is
+    assert bool((dz[~(h > 0) & ~h.isnan()] == 0).all())
+
+
+def test_fused_relu_backward_does_not_depend_on_thread_count():
+    a, w, h = _relu_bwd_operands(161, 300, 200, seed=9, special=False)
+    one = _fused(a, w, h, 1.0 / 0.8, threads=1)
+    for t in (2, 3, 7):
+        other = _fused(a, w, h, 1.0 / 0.8, threads=t)
+        assert all(_same_bits(x, y) for x, y in zip(one[:3], other[:3]))
+
+
+def test_fused_relu_backward_without_transpose_leaves_the_rest_equal():
+    a, w, h = _relu_bwd_operands(97, 64, 70, seed=4, special=False)
+    dz0, db0, _ = _unfused(a, w, h, 1.0, threads=2)
+    dz, db = torch.empty(97, 70, dtype=torch.bfloat16), torch.empty(70)
+    amx_gemm.dgrad_relu_backward(a, w, h, b_transposed=True, out=dz, db=db, h_t=None)
+    assert _same_bits(dz, dz0) and _same_bits(db, db0)
+
+
 def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
     """The bf16 step with the AMX GEMM in every forward, input gradient and weight gradient
     (threshold lowered to reach the small test model; its widths 96 and 50 are not multiples of
@@ -151,13 +253,18 @@ def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
     n = 2048
     batch = Batch(x=torch.randn(n, 5, 8), labels=torch.randint(0, 50, (n,)), utts=torch.zeros(n, dtype=torch.long),
                   frames=torch.zeros(n, dtype=torch.long))
-    calls = {"n": 0}
-    orig = amx_gemm.matmul
+    calls = {"n": 0, "fused": 0}
+    orig, orig_fused = amx_gemm.matmul, amx_gemm.dgrad_relu_backward
 
     def spy(*a, **kw):  # type: ignore[no-untyped-def]
         calls["n"] += 1
         return orig(*a, **kw)
+
+    def spy_fused(*a, **kw):  # type: ignore[no-untyped-def]
+        calls["fused"] += 1
+        return orig_fused(*a, **kw)
     monkeypatch.setattr(amx_gemm, "matmul", spy)
+    monkeypatch.setattr(amx_gemm, "dgrad_relu_backward", spy_fused)
     runs = {}
     for name, min_k in (("amx", 0), ("onednn", None), ("autograd", None)):
         monkeypatch.setattr(fast_dnn, "AMX_MIN_K", min_k)
@@ -167,10 +274,12 @@ def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
         assert s.fast is not None
         if name == "autograd":
             s.fast = None
-        before = calls["n"]
+        before, before_fused = calls["n"], calls["fused"]
         results = [s.step(batch, 1e-3) for _ in range(3)]
-        # 4 layers: 4 forwards + 3 input gradients + 4 weight gradients per step on the AMX path
-        assert calls["n"] - before == (3 * 11 if name == "amx" else 0)
+        # 4 layers: 4 forwards + 4 weight gradients per step on the AMX GEMM, and the 3 input
+        # gradients on its ReLU-backward-fused form
+        assert calls["n"] - before == (3 * 8 if name == "amx" else 0)
+        assert calls["fused"] - before_fused == (3 * 3 if name == "amx" else 0)
         runs[name] = (results, model)
     ref_results, ref_model = runs["autograd"]
     for name in ("amx", "onednn"):
@@ -182,6 +291,35 @@ def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
         for pa, pb in zip(model.state_dict().values(), ref_model.state_dict().values()):
             assert float((pa - pb).abs().max()) < 1.5e-3
             assert float((pa - pb).abs().mean()) < 1e-4
+
+
+def test_fused_relu_backward_step_equals_the_unfused_step_with_dropout(monkeypatch):
+    """Whole steps with dropout (the 1 / (1 - p) scale) and the fused input gradients give the
+    same parameters, bit for bit, as with GEMM + relu_backward_t (same seed, same dropout masks)."""
+    from asrkd.models import ModelConfig, build_model
+    from asrkd.train import fast_dnn
+    from asrkd.train.config import load_train_config
+    from asrkd.train.data import Batch
+    from asrkd.train.step import Stepper, make_optimizer
+
+    cfg = load_train_config(None, ["precision=bf16"])
+    mc = ModelConfig(left_context=2, right_context=2, feat_dim=8, num_layers=3, hidden_dim=96, num_classes=50,
+                     dropout=0.2)
+    torch.manual_seed(0)
+    n = 333
+    batch = Batch(x=torch.randn(n, 5, 8), labels=torch.randint(0, 50, (n,)), utts=torch.zeros(n, dtype=torch.long),
+                  frames=torch.zeros(n, dtype=torch.long))
+    monkeypatch.setattr(fast_dnn, "AMX_MIN_K", 0)
+    states = []
+    for fused in (True, False):
+        monkeypatch.setattr(fast_dnn, "AMX_FUSED_RELU_BACKWARD", fused)
+        torch.manual_seed(1)
+        model = build_model(mc)
+        s = Stepper(model, model, make_optimizer(list(model.parameters()), cfg), cfg, torch.device("cpu"))
+        assert s.fast is not None and s.fast._dropout_on()
+        assert all(s.step(batch, 1e-3).ok for _ in range(3))
+        states.append([p.detach().clone() for p in model.parameters()])
+    assert all(torch.equal(a, b) for a, b in zip(*states))
 
 
 def test_off_switch_makes_it_unavailable():

@@ -12,7 +12,10 @@ step is memory-bound, so every pass over a weight- or activation-sized array cou
   the ReLU-backward kernel, which reads ``h`` anyway for the ReLU mask, writes ``h^T`` in the
   same pass with 8 x 8 shuffle transposes (the weight gradient of the layer above is then
   computed one layer later). The same kernel applies the dropout scale and sums the bias
-  gradient.
+  gradient. Where the input gradient runs on the AMX GEMM, all of this happens in the GEMM's
+  epilogue instead (:func:`~asrkd.train.amx_gemm.dgrad_relu_backward`, same values bit for bit):
+  the gradient never goes through memory (hinton2015, ``tools/bench.py --only train``, alternating
+  runs: ~5450-5760 -> ~5720-5960 frames/s).
 - The forward is oneDNN's linear with the bias and the ReLU fused, except for the layers with
   2048 or more inputs on a CPU with AMX: there (and in their input gradient) a hand-written AMX
   GEMM with the bias and ReLU in its epilogue (:mod:`asrkd.train.amx_gemm`) is ~15 % faster in
@@ -57,6 +60,23 @@ AMX_MIN_K: int | None = 2048
 def _use_amx(k: int) -> bool:
     """Forward and input gradient: the AMX GEMM when the contraction has ``k`` >= ``AMX_MIN_K`` terms."""
     return AMX_MIN_K is not None and k >= AMX_MIN_K and amx_gemm.available()
+
+
+# The input gradients on the AMX GEMM also do the ReLU backward of the layer below in the GEMM's
+# epilogue (:func:`asrkd.train.amx_gemm.dgrad_relu_backward`, the same values bit for bit): the
+# gradient g never goes through memory and the separate pass over it goes. False: GEMM, then
+# :func:`~asrkd.train.bf16_kernels.relu_backward_t` (kept for comparison).
+AMX_FUSED_RELU_BACKWARD = True
+# The fused form also takes contractions somewhat shorter than ``AMX_MIN_K``: on the 2000-class
+# layer's input gradient (2048 x 2000 x 2560, 2 threads, operands out of cache) it ran ~11.3 ms
+# per call against ~13.3 for oneDNN's matmul + relu_backward_t (the matmul alone ~9.8).
+AMX_FUSED_MIN_K = 2000
+
+
+def _use_amx_fused_dgrad(k: int) -> bool:
+    """Input gradient with ``k`` contraction terms + the ReLU backward: the fused AMX kernel?"""
+    return (AMX_FUSED_RELU_BACKWARD and AMX_MIN_K is not None and k >= min(AMX_MIN_K, AMX_FUSED_MIN_K)
+            and amx_gemm.available())
 
 
 def _use_amx_wgrad(rows: int, cols: int) -> bool:
@@ -207,15 +227,20 @@ class FastDnnStep:
             dz_above = self._buf(k, n, hs[-1].shape[1])  # dz of layer i + 1, its weight gradient waits for hs[i + 1]^T
             for i in range(last - 1, -1, -1):
                 o = hs[i + 1].shape[1]
-                if _use_amx(dz_above.shape[1]):
-                    g = amx_gemm.matmul(dz_above, self.w_lo[i + 1], b_transposed=True, out=self._buf(2, n, o))
-                else:
-                    g = torch.mm(dz_above, self.w_lo[i + 1].t(), out=self._buf(2, n, o))
                 h_t = self._ht[:o * self._ht_stride].view(o, self._ht_stride)[:, :n]
                 dz = self._buf(1 - k, n, o)
+                scale = 1.0 / keep if dropout else 1.0
                 # h_t = hs[i + 1]^T, layer i + 1's input transposed
-                K.relu_backward_t(_bits(g), _bits(hs[i + 1]), True, 1.0 / keep if dropout else 1.0,
-                                  _bits(dz), self.grad_b[i].numpy(), _bits(h_t), True)
+                if _use_amx_fused_dgrad(dz_above.shape[1]):
+                    amx_gemm.dgrad_relu_backward(dz_above, self.w_lo[i + 1], hs[i + 1], b_transposed=True,
+                                                 scale=scale, out=dz, db=self.grad_b[i], h_t=h_t)
+                else:
+                    if _use_amx(dz_above.shape[1]):
+                        g = amx_gemm.matmul(dz_above, self.w_lo[i + 1], b_transposed=True, out=self._buf(2, n, o))
+                    else:
+                        g = torch.mm(dz_above, self.w_lo[i + 1].t(), out=self._buf(2, n, o))
+                    K.relu_backward_t(_bits(g), _bits(hs[i + 1]), True, scale,
+                                      _bits(dz), self.grad_b[i].numpy(), _bits(h_t), True)
                 sumsq += float(self.grad_b[i].double().square().sum())
                 sumsq += self._weight_grad(i + 1, h_t, dz_above)
                 dz_above, k = dz, 1 - k
