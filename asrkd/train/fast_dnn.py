@@ -29,10 +29,13 @@ step is memory-bound, so every pass over a weight- or activation-sized array cou
   keep freed memory (:mod:`asrkd.train.malloc_tuning`): re-faulting ~100 MB of activations
   every step cost ~5 % of the step.
 
-Where the time goes (hinton2015, batch 2048, one core, ``taskset -c 0``): the matmuls ~78 %
-(oneDNN runs the 2560-wide layers at ~1.0-1.1 TFLOP/s per core, against ~1.4 for the
-1040-input layer that sets ``bf16_matmul_tflops``), Adam ~9 % (memory-bound: 30 bytes of
-traffic per parameter), the ReLU backward + transposes ~5 %, the rest ~4 %.
+Where the time goes (hinton2015, batch 2048, 2 threads, ``python tools/bench_train.py --threads
+2``, ms per step of ~355): AMX forward of the 2560-wide layers ~92, their fused input gradient +
+ReLU backward ~87, oneDNN's weight gradients of those layers ~77 (the AMX kernel was no faster
+there), Adam ~39 (memory-bound: 30 bytes of traffic per parameter), the 2000-class layer ~30,
+the 1040-input layer ~11, gradient sums of squares ~8, the rest ~10. oneDNN runs the 2560-wide
+shapes at ~2.0 TFLOP/s against ~2.9 for the 1040-input layer that sets ``bf16_matmul_tflops``;
+the AMX kernel at ~2.3-2.45.
 
 Checkpoints are unaffected: the fp32 masters are the model's parameters and the moments live in
 the ``torch.optim.Adam`` state in its usual layout, so runs resume across both step paths.
