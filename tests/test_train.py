@@ -196,3 +196,22 @@ def test_fp16_amp_with_loss_scaling_trains(data: Path, tmp_path: Path):
     metrics = train(cfg, d, tmp_path / "exp")
     assert metrics[-1]["dev_frame_acc"] > 0.4 and metrics[-1]["nonfinite_skipped"] == 0
     assert load_checkpoint(tmp_path / "exp" / "last.pt")["stepper"]["scaler"]["scale"] > 0
+
+
+def test_numba_kernels_use_torchs_thread_count(data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """During training numba's pool is capped at torch's thread count (num_threads), and the
+    caller's numba setting comes back afterwards."""
+    import numba
+    import torch
+
+    from asrkd.train import loop
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("one core: nothing to cap")
+    seen = []
+    monkeypatch.setattr(loop, "_train", lambda *a: seen.append((torch.get_num_threads(), numba.get_num_threads())) or [])
+    before = numba.get_num_threads()
+    d = TrainData(data / "train", data / "train/labels/ali", data / "dev", data / "dev/labels/ali")
+    train(load_train_config(None, TINY + ["num_threads=1"]), d, tmp_path / "exp")
+    assert seen == [(1, 1)]
+    assert numba.get_num_threads() == before
