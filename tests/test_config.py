@@ -107,3 +107,20 @@ def test_fixed_length_tuple_field(tmp_path):
         load_config(_Betas, None, ["betas=[0.1]"])
     with pytest.raises(AsrkdError, match="number"):
         load_config(_Betas, None, ["betas=[a, 0.5]"])
+
+
+def test_every_recipe_train_config_loads() -> None:
+    """Every recipe conf dir's teacher.yaml / student.yaml is a valid TrainConfig (an unknown key
+    or a wrong type fails here, not an hour into a recipe run)."""
+    from pathlib import Path
+
+    from asrkd.train.config import load_train_config
+
+    confs = sorted((Path(__file__).resolve().parents[1] / "recipes").glob("*/conf/**/*.yaml"))
+    train_confs = [p for p in confs if p.name in ("teacher.yaml", "student.yaml")]
+    assert len(train_confs) >= 10
+    for p in train_confs:
+        cfg = load_train_config(p, [])
+        assert cfg.max_epochs > 0, p
+        if p.name == "student.yaml":
+            assert 0.0 < cfg.loss.soft_weight <= 1.0 and cfg.loss.temperature > 0, p
