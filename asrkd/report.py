@@ -196,24 +196,30 @@ def _train_frames(run_dir: Path) -> int | None:
     return int(epochs[0]["train_frames"]) if epochs and "train_frames" in epochs[0] else None
 
 
-def best_baseline(exp_dir: Path, name: str) -> tuple[list[Path], list[dict[str, Any]]]:
-    """(runs of the baseline kind with the best mean dev frame accuracy, one row per kind).
+RunsResult = tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any]]  # what runs_result returns
+
+
+def _acc_summary(row: dict[str, Any], spread: dict[str, Any]) -> dict[str, Any]:
+    """Mean and sample sd of the dev/test frame accuracy over a system's runs, and their count."""
+    return {**{k: row[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}, "n": spread["n"]}
+
+
+def best_baseline(groups: list[tuple[str, list[Path]]], exp_dir: Path) -> tuple[RunsResult, list[dict[str, Any]]]:
+    """(:func:`runs_result` of the baseline kind with the best mean dev frame accuracy, one row
+    per kind); ``groups`` from :func:`baseline_groups`.
 
     The fair comparison measures the student's gain against the best baseline, chosen on dev
     (never on test): with an augmented transfer set the baseline trained on the same copies may
     be better or worse than the one trained on the plain training set. A kind whose dev mean is
-    missing is never chosen unless every kind's is (then the first, ``name``, stays)."""
-    groups = baseline_groups(exp_dir, name)
-    rows = []
-    for group, runs in groups:
-        row, _, spread = runs_result(runs, exp_dir)
-        rows.append({"dir": group, "n": spread["n"], "train_frames": _train_frames(runs[0]),
-                     **{k: row[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}})
+    missing is never chosen unless every kind's is (then the first, the main kind, stays)."""
+    results = [runs_result(runs, exp_dir) for _, runs in groups]
+    rows = [{"dir": group, "train_frames": _train_frames(runs[0]), **_acc_summary(row, spread)}
+            for (group, runs), (row, _, spread) in zip(groups, results)]
     scored = [i for i, r in enumerate(rows) if r["dev_frame_acc"] is not None]
     best = max(scored, key=lambda i: rows[i]["dev_frame_acc"]) if scored else 0
     for i, r in enumerate(rows):
         r["chosen"] = i == best
-    return groups[best][1], rows
+    return results[best], rows
 
 
 def gain_recovered(baseline: float | None, ensemble: float | None, distilled: float | None) -> float | None:
@@ -260,21 +266,21 @@ def main_cache_format(exp_dir: Path, student_dir: Path) -> str | None:
     return None
 
 
-def cache_formats(exp_dir: Path, distilled_runs: list[Path], distilled_dir: str) -> list[dict[str, Any]]:
-    """The main students and each ``format/<name>/`` set of students (same ensemble and T, other
-    storage format): mean and spread of their frame accuracy. Empty when none was trained."""
+def cache_formats(exp_dir: Path, distilled: RunsResult, distilled_runs: list[Path], distilled_dir: str
+                  ) -> list[dict[str, Any]]:
+    """The main students (``distilled``: their :func:`runs_result`) and each ``format/<name>/``
+    set of students (same ensemble and T, other storage format): mean and spread of their frame
+    accuracy. Empty when none was trained."""
     root = exp_dir / "format"
     others = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
     if not others:
         return []
-    rows = []
-    main, _, spread = runs_result(distilled_runs, exp_dir)
-    rows.append({"format": main_cache_format(exp_dir, distilled_runs[0]), "dir": distilled_dir,
-                 **{k: main[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}, "n": spread["n"]})
+    rows = [{"format": main_cache_format(exp_dir, distilled_runs[0]), "dir": distilled_dir,
+             **_acc_summary(distilled[0], distilled[2])}]
     for d in others:
         r, _, spread = runs_result(system_runs(exp_dir, f"format/{d.name}/student"), exp_dir)
         rows.append({"format": _cache_format(_json(d / "cache" / "meta.json")), "dir": f"format/{d.name}",
-                     **{k: r[k] for k in ACC_KEYS}, **{f"{k}_sd": spread[k] for k in ACC_KEYS}, "n": spread["n"]})
+                     **_acc_summary(r, spread)})
     return rows
 
 
@@ -315,11 +321,13 @@ def collect_results(exp_dir: Path, dirs: dict[str, str] | None = None) -> dict[s
     if not exp_dir.is_dir():
         raise AsrkdError(f"experiment directory not found: {exp_dir}")
     dirs = {**DEFAULT_DIRS, **(dirs or {})}
-    runs = {s: system_runs(exp_dir, dirs[s]) for s in SYSTEMS}
-    runs["baseline"], baselines = best_baseline(exp_dir, dirs["baseline"])
-    systems, per_run, spread = {}, {}, {}
-    for s in SYSTEMS:
-        systems[s], per_run[s], spread[s] = runs_result(runs[s], exp_dir)
+    runs = {s: system_runs(exp_dir, dirs[s]) for s in ("ensemble", "distilled")}
+    result = {s: runs_result(runs[s], exp_dir) for s in runs}
+    groups = baseline_groups(exp_dir, dirs["baseline"])
+    result["baseline"], baselines = best_baseline(groups, exp_dir)
+    systems = {s: result[s][0] for s in SYSTEMS}
+    per_run = {s: result[s][1] for s in SYSTEMS}
+    spread = {s: result[s][2] for s in SYSTEMS}
     acc = {s: systems[s]["test_frame_acc"] for s in SYSTEMS}
     dev = {s: systems[s]["dev_frame_acc"] for s in SYSTEMS}
     return {
@@ -330,16 +338,17 @@ def collect_results(exp_dir: Path, dirs: dict[str, str] | None = None) -> dict[s
         "gain_recovered": gain_recovered(acc["baseline"], acc["ensemble"], acc["distilled"]),
         "gain_recovered_dev": gain_recovered(dev["baseline"], dev["ensemble"], dev["distilled"]),
         "temperature_sweep": temperature_sweep(exp_dir),
-        "cache_formats": cache_formats(exp_dir, runs["distilled"], dirs["distilled"]),
-        "small_data": small_data(exp_dir, _full_data_baseline(exp_dir, dirs["baseline"])),
+        "cache_formats": cache_formats(exp_dir, result["distilled"], runs["distilled"], dirs["distilled"]),
+        "small_data": small_data(exp_dir, _full_data_baseline(groups)),
         "baselines": baselines,
     }
 
 
-def _full_data_baseline(exp_dir: Path, name: str) -> Path:
-    """The first run of the first baseline kind scored on the training set (eval_train/): the
-    section-6 full-data baseline (the recipe scores the one trained on data/train)."""
-    firsts = [runs[0] for _, runs in baseline_groups(exp_dir, name)]
+def _full_data_baseline(groups: list[tuple[str, list[Path]]]) -> Path:
+    """The first run of the first baseline kind (``groups`` from :func:`baseline_groups`) scored
+    on the training set (eval_train/): the section-6 full-data baseline (the recipe scores the
+    one trained on data/train)."""
+    firsts = [runs[0] for _, runs in groups]
     return next((d for d in firsts if (d / "eval_train" / "frame_acc.json").is_file()), firsts[0])
 
 
