@@ -141,16 +141,36 @@ def available() -> bool:
     return _lib() is not None
 
 
+def _need_lib() -> Any:
+    lib = _lib()
+    assert lib is not None, "AMX GEMM unavailable: check available() first"
+    return lib
+
+
 def set_block_cols(cols: int) -> None:
     """Tuning knob: columns of B packed per block (rounded down to a multiple of 32; default 192)."""
-    lib = _lib()
-    assert lib is not None, "AMX GEMM unavailable"
-    lib.amx_set_block_cols(cols)
+    _need_lib().amx_set_block_cols(cols)
 
 
 def _check_rows(t: torch.Tensor, name: str) -> None:
     assert t.dtype == torch.bfloat16 and t.dim() == 2, (name, t.dtype, tuple(t.shape))
     assert t.stride(1) == 1 and t.stride(0) >= t.shape[1], (name, t.stride())
+
+
+def _gemm_shape(a: torch.Tensor, b: torch.Tensor, b_transposed: bool) -> tuple[int, int, int]:
+    """(M, N, K) of ``a @ B`` (B = b, or b^T when ``b_transposed``), both operands checked."""
+    _check_rows(a, "a")
+    _check_rows(b, "b")
+    m, k = a.shape
+    n = b.shape[0] if b_transposed else b.shape[1]
+    assert (b.shape[1] if b_transposed else b.shape[0]) == k, (tuple(a.shape), tuple(b.shape), b_transposed)
+    assert m > 0 and n > 0 and k > 0, (m, n, k)
+    return m, n, k
+
+
+def _check_rc(rc: int) -> None:
+    if rc != 0:
+        raise MemoryError("AMX GEMM: scratch allocation failed")
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor, *, b_transposed: bool = False, bias: torch.Tensor | None = None,
@@ -162,14 +182,8 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, b_transposed: bool = False, bias
     (allocated when None). ``threads``: default ``torch.get_num_threads()``; the result does not
     depend on it (every output element is summed by one thread in a fixed order).
     """
-    lib = _lib()
-    assert lib is not None, "AMX GEMM unavailable: check available() first"
-    _check_rows(a, "a")
-    _check_rows(b, "b")
-    m, k = a.shape
-    n = b.shape[0] if b_transposed else b.shape[1]
-    assert (b.shape[1] if b_transposed else b.shape[0]) == k, (tuple(a.shape), tuple(b.shape), b_transposed)
-    assert m > 0 and n > 0 and k > 0, (m, n, k)
+    lib = _need_lib()
+    m, n, k = _gemm_shape(a, b, b_transposed)
     if bias is not None:
         assert bias.dtype == torch.bfloat16 and bias.shape == (n,) and bias.is_contiguous(), bias.shape
     if out is None:
@@ -180,8 +194,7 @@ def matmul(a: torch.Tensor, b: torch.Tensor, *, b_transposed: bool = False, bias
                            out.data_ptr(), out.stride(0), m, n, k,
                            bias.data_ptr() if bias is not None else None, int(relu),
                            threads or torch.get_num_threads())
-    if rc != 0:
-        raise MemoryError("AMX GEMM: scratch allocation failed")
+    _check_rc(rc)
     return out
 
 
@@ -201,14 +214,10 @@ def dgrad_relu_backward(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, *, b_
     contiguous; h_t: (N, M) bf16, rows contiguous (any row stride). All rows contiguous.
     The result does not depend on ``threads`` (each column is computed by one thread in a fixed order).
     """
-    lib = _lib()
-    assert lib is not None, "AMX GEMM unavailable: check available() first"
-    for t, name in ((a, "a"), (b, "b"), (h, "h"), (out, "out")):
-        _check_rows(t, name)
-    m, k = a.shape
-    n = b.shape[0] if b_transposed else b.shape[1]
-    assert (b.shape[1] if b_transposed else b.shape[0]) == k, (tuple(a.shape), tuple(b.shape), b_transposed)
-    assert m > 0 and n > 0 and k > 0, (m, n, k)
+    lib = _need_lib()
+    m, n, k = _gemm_shape(a, b, b_transposed)
+    _check_rows(h, "h")
+    _check_rows(out, "out")
     assert h.shape == (m, n) and out.shape == (m, n), (tuple(h.shape), tuple(out.shape), (m, n))
     assert db.dtype == torch.float32 and db.shape == (n,) and db.is_contiguous(), (db.dtype, tuple(db.shape))
     if h_t is not None:
@@ -218,6 +227,5 @@ def dgrad_relu_backward(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, *, b_
                                  out.data_ptr(), out.stride(0), m, n, k, h.data_ptr(), h.stride(0), float(scale),
                                  db.data_ptr(), h_t.data_ptr() if h_t is not None else None,
                                  h_t.stride(0) if h_t is not None else 0, threads or torch.get_num_threads())
-    if rc != 0:
-        raise MemoryError("AMX GEMM: scratch allocation failed")
+    _check_rc(rc)
     return out

@@ -225,6 +225,7 @@ class FastDnnStep:
         keep = 1.0 - self.dropout
         dropout = self._dropout_on()
         n = hs[0].shape[0]
+        scale = 1.0 / keep if dropout else 1.0  # the dropout's 1 / (1 - p) on kept units
         sumsq = float(self.grad_b[last].double().square().sum())
         with torch.no_grad():
             dz_above = self._buf(k, n, hs[-1].shape[1])  # dz of layer i + 1, its weight gradient waits for hs[i + 1]^T
@@ -232,7 +233,6 @@ class FastDnnStep:
                 o = hs[i + 1].shape[1]
                 h_t = self._ht[:o * self._ht_stride].view(o, self._ht_stride)[:, :n]
                 dz = self._buf(1 - k, n, o)
-                scale = 1.0 / keep if dropout else 1.0
                 # h_t = hs[i + 1]^T, layer i + 1's input transposed
                 if _use_amx_fused_dgrad(dz_above.shape[1]):
                     amx_gemm.dgrad_relu_backward(dz_above, self.w_lo[i + 1], hs[i + 1], b_transposed=True,
