@@ -20,7 +20,6 @@ does not depend on the order or subset of utterances.
 
 from __future__ import annotations
 
-import json
 import logging
 import zlib
 from pathlib import Path
@@ -30,7 +29,7 @@ import numpy as np
 from asrkd.cmvn import load_cmvn, mean_std
 from asrkd.datadir import read_table, write_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_text, is_done, mark_done, remove_tree
+from asrkd.fileio import DONE_MARKER, atomic_write_json, atomic_write_text, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
 from asrkd.logs import progress
 
@@ -64,10 +63,15 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
         raise AsrkdError(f"augment: --copies must be >= 1, got {copies}")
     if noise_sd < 0 or max_mask_bins < 0:
         raise AsrkdError("augment: noise_sd and max_mask_bins must be >= 0")
+    settings = {"copies": copies, "seed": seed, "noise_sd": noise_sd, "max_mask_bins": max_mask_bins}
     if is_done(out) and not force:
+        done = read_json(out / DONE_MARKER)  # mark_done keeps the settings
+        made = {k: done[k] for k in settings if k in done}
+        if made != settings:
+            raise AsrkdError(f"{out} was made with {made}, not {settings}; --force redoes it")
         log.info("%s is complete; skipping (--force to redo)", out)
-        done = read_table(out / "utt2num_frames")
-        return {"utts": len(done), "frames": sum(int(n) for n in done.values())}
+        counts = read_table(out / "utt2num_frames")
+        return {"utts": len(counts), "frames": sum(int(n) for n in counts.values())}
     feats, lab = FrameStore(src / "feats"), FrameStore(labels)
     mean, std = mean_std(load_cmvn(src)["global"])
     if len(mean) != feats.shape[0]:
@@ -89,10 +93,9 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
         if not force and not (out / "augment.json").is_file():
             raise AsrkdError(f"{out} exists and is not an augment-feats output; --force overwrites it")
         remove_tree(out)
-    spec = {"source": str(src), "copies": copies, "seed": seed, "noise_sd": noise_sd,
-            "max_mask_bins": max_mask_bins}
+    spec = {"source": str(src), **settings}
     out.mkdir(parents=True)
-    atomic_write_text(out / "augment.json", json.dumps(spec, indent=1) + "\n")
+    atomic_write_json(out / "augment.json", spec)
     counts: dict[str, int] = {}
     lab_dir = out / "labels" / labels.name
     with PartWriter(out / "feats", "0", "float32", feats.shape) as fw, \

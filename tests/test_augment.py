@@ -82,3 +82,8 @@ def test_bad_input_is_refused(src: Path, tmp_path: Path) -> None:
     (tmp_path / "k" / ".done").unlink()
     (tmp_path / "k" / "utt2num_frames").unlink()
     assert augment_data_dir(src, src / "labels/ali", tmp_path / "k", copies=1) == done
+    # a complete output made with other settings is not taken for this one
+    for other in ({"copies": 2}, {"copies": 1, "seed": 1}, {"copies": 1, "noise_sd": 0.2}):
+        with pytest.raises(AsrkdError, match="was made with"):
+            augment_data_dir(src, src / "labels/ali", tmp_path / "k", **other)
+    assert augment_data_dir(src, src / "labels/ali", tmp_path / "k", copies=2, force=True)["utts"] == 3 * len(labels.keys())
