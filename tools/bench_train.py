@@ -211,9 +211,8 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
 
     timed(amx_gemm, "matmul", lambda a: f"amx {'wgrad ' if a[0].shape[1] == BATCH else ''}{a[0].shape[0]}x{a[0].shape[1]}x"
                                         f"{a[1].shape[1] if a[1].shape[0] == a[0].shape[1] else a[1].shape[0]}")
-    if hasattr(amx_gemm, "dgrad_relu_backward"):  # the input gradient fused with the ReLU backward
-        timed(amx_gemm, "dgrad_relu_backward",
-              lambda a: f"amx dgrad+relu_bwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
+    timed(amx_gemm, "dgrad_relu_backward",  # the input gradient fused with the ReLU backward
+          lambda a: f"amx dgrad+relu_bwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
     try:
         for _ in range(2):
             stepper.step(batch, 1e-4)

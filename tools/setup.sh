@@ -40,5 +40,5 @@ if ! .venv/bin/python -c "import asrkd, torch, torchaudio" 2>/dev/null || ! inst
 fi
 # Build the training step's AMX GEMM now rather than at the first training run (a no-op on CPUs
 # without AMX: the step then uses oneDNN alone).
-.venv/bin/python -c "from asrkd.train import amx_gemm; print('setup: AMX GEMM', 'built' if amx_gemm.available() else 'not used on this CPU')"
+.venv/bin/python -c "from asrkd.train import amx_gemm; print('setup: AMX GEMM', 'built' if amx_gemm.available() else 'not used (no AMX on this CPU/OS, or the build failed: see above)')"
 echo "setup: done ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"
