@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asrkd.datadir import DataDir, read_data_dir
-from asrkd.datatools import rank_by_hash, write_new_data_dir
+from asrkd.data.datadir import DataDir, read_data_dir
+from asrkd.data.datatools import rank_by_hash, write_new_data_dir
 from asrkd.errors import AsrkdError
 from asrkd.logs import setup_logging
 from asrkd.text import normalize_text

@@ -23,7 +23,7 @@ import logging
 import sys
 from collections import Counter
 
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from common import Utt, base_parser, main, split_keys, split_speakers, transcript, utt_id
 

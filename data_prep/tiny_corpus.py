@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asrkd.audio import read_audio_file, resample
+from asrkd.data.audio import read_audio_file, resample
 
 RATE = 16000
 PAUSE_S = 0.15  # silence before and after each sentence, seconds

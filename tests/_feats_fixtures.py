@@ -10,7 +10,7 @@ import soundfile as sf
 
 def write_data_dir_for(path: Path, wavs: dict[str, Path | str], speaker: str | None = None) -> Path:
     """A minimal data directory ``{utt: audio}``; speaker = ``speaker`` or the id before '-'."""
-    from asrkd.datadir import DataDir, write_data_dir
+    from asrkd.data.datadir import DataDir, write_data_dir
 
     spk = {u: speaker or u.split("-")[0] for u in wavs}
     write_data_dir(path, DataDir(wav={u: str(w) for u, w in wavs.items()}, text={u: "YES" for u in wavs}, utt2spk=spk))

@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asrkd.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.datadir import write_table
+from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.data.datadir import write_table
 from asrkd.framestore import write_store
 from asrkd.models import ModelConfig, build_model, model_config_dict
 from asrkd.train.checkpoint import save_checkpoint

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
 from asrkd.framestore import write_store
 
 FEATS_FP = "feats-fp-test"

@@ -15,11 +15,11 @@ import pytest
 from asrkd.align.ctm import read_ctm, write_ctm
 from asrkd.align.labels import read_failed
 from asrkd.cli import main
-from asrkd.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.datadir import write_table
+from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.data.datadir import write_table
 from asrkd.framestore import FrameStore, write_store
-from asrkd.framing import boundary_time
-from asrkd.lang import load_lang
+from asrkd.features.framing import boundary_time
+from asrkd.lang.inventory import load_lang
 
 LETTERS = "ABCDE"
 WORDS = ["AB", "CAD", "EBA", "DEC", "BE", "ACE"]

@@ -1,4 +1,4 @@
-"""The AMX bf16 GEMM (asrkd.train.amx_gemm) against float64 references: odd shapes (tails in M, N
+"""The AMX bf16 GEMM (asrkd.kernels.amx_gemm) against float64 references: odd shapes (tails in M, N
 and K), both B layouts, strided rows, the bias + ReLU epilogue, NaN/inf propagation, and the
 result's independence of the thread count; the input gradient fused with the ReLU backward
 against the unfused path (GEMM, then bf16_kernels.relu_backward_t) bit for bit."""
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from asrkd.train import amx_gemm
-from asrkd.train import bf16_kernels as K
+from asrkd.kernels import amx_gemm
+from asrkd.kernels import bf16_kernels as K
 
 pytestmark = pytest.mark.skipif(not amx_gemm.available(),
                                 reason="no AMX here (CPU flags amx_tile/amx_bf16, OS permission or C build)")
@@ -242,7 +242,7 @@ def test_fast_step_with_amx_matches_autograd_and_the_onednn_step(monkeypatch):
     64, so every weight gradient takes it too) against the oneDNN step and the autocast + autograd
     reference, within test_fast_dnn's tolerances. A batch of 2048 also takes the padded-row h^T buffer."""
     from asrkd.models import ModelConfig, build_model
-    from asrkd.train import fast_dnn
+    from asrkd.kernels import fast_dnn
     from asrkd.train.config import load_train_config
     from asrkd.train.data import Batch
     from asrkd.train.step import Stepper, make_optimizer
@@ -297,7 +297,7 @@ def test_fused_relu_backward_step_equals_the_unfused_step_with_dropout(monkeypat
     """Whole steps with dropout (the 1 / (1 - p) scale) and the fused input gradients give the
     same parameters, bit for bit, as with GEMM + relu_backward_t (same seed, same dropout masks)."""
     from asrkd.models import ModelConfig, build_model
-    from asrkd.train import fast_dnn
+    from asrkd.kernels import fast_dnn
     from asrkd.train.config import load_train_config
     from asrkd.train.data import Batch
     from asrkd.train.step import Stepper, make_optimizer
@@ -324,6 +324,6 @@ def test_fused_relu_backward_step_equals_the_unfused_step_with_dropout(monkeypat
 
 def test_off_switch_makes_it_unavailable():
     """ASRKD_AMX=0: available() is False, so the step keeps oneDNN everywhere."""
-    code = "from asrkd.train import amx_gemm; import sys; sys.exit(0 if not amx_gemm.available() else 1)"
+    code = "from asrkd.kernels import amx_gemm; import sys; sys.exit(0 if not amx_gemm.available() else 1)"
     env = {**os.environ, "ASRKD_AMX": "0"}
     assert subprocess.run([sys.executable, "-c", code], env=env, check=False).returncode == 0

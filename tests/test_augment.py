@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from _train_data import make_set
-from asrkd.augment import augment_data_dir
-from asrkd.cmvn import load_cmvn, mean_std
-from asrkd.datadir import read_table
+from asrkd.features.augment import augment_data_dir
+from asrkd.features.cmvn import load_cmvn, mean_std
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore, write_store
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from asrkd.cli import main
-from asrkd.cmvn import load_cmvn
+from asrkd.features.cmvn import load_cmvn
 from asrkd.fileio import read_json
 
 from _kd_fixtures import make_data_dir, make_teacher
@@ -28,7 +28,7 @@ import sys, time
 import numpy as np, torch
 sys.path.insert(0, {tests!r})
 from asrkd.framestore import FrameStore
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.softtargets.cache import CacheSpec, write_cache
 data, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
 feats = FrameStore(data + "/feats")

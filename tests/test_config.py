@@ -9,7 +9,7 @@ import yaml
 
 from asrkd.config import load_config, save_config, to_dict
 from asrkd.errors import AsrkdError
-from asrkd.features import FeatureConfig
+from asrkd.features.fbank import FeatureConfig
 
 
 @dataclass(frozen=True)

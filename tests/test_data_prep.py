@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asrkd.datadir import DataDir, read_data_dir, read_table
+from asrkd.data.datadir import DataDir, read_data_dir, read_table
 from asrkd.text import normalize_text
-from asrkd.validate import validate_data_dir
+from asrkd.data.validate import validate_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = REPO.parent / "shared" / "data"

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from asrkd import datatools
+from asrkd.data import datatools
 from asrkd.cli import main
-from asrkd.datadir import DataDir, Segment, read_data_dir, read_table, write_data_dir
+from asrkd.data.datadir import DataDir, Segment, read_data_dir, read_table, write_data_dir
 from asrkd.errors import AsrkdError
-from asrkd.validate import validate_data_dir
+from asrkd.data.validate import validate_data_dir
 
 
 def make_dir(path: Path, speakers: int = 10, per_speaker: int = 20, prefix: str = "s") -> DataDir:

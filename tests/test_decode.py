@@ -15,7 +15,7 @@ from asrkd.decode.priors import log_priors, unseen_units
 from asrkd.decode.sweep import pick_plateau_centre, sweep
 from asrkd.decode.synthetic import peaky_log_posteriors, state_path
 from asrkd.errors import AsrkdError
-from asrkd.lm import estimate_kn
+from asrkd.lang.unit_lm import estimate_kn
 
 BIG = dict(beam=1e6, max_active=1_000_000)
 
@@ -188,7 +188,7 @@ def test_priors_and_scaled_loglik() -> None:
 
 
 def _grapheme_lang(tmp_path, texts):  # noqa: ANN001, ANN202
-    from asrkd.lang import LangConfig, make_lang
+    from asrkd.lang.inventory import LangConfig, make_lang
 
     return make_lang(texts, tmp_path / "lang", LangConfig(unit_type="grapheme", states_per_unit=2, sil_states=2))
 
@@ -310,7 +310,7 @@ def test_evaluate_wer_writes_scoring_with_dev_sweep(tmp_path) -> None:  # noqa: 
     labels for the priors, a dev sweep, and the scoring files."""
     import json
 
-    from asrkd.datadir import write_table
+    from asrkd.data.datadir import write_table
     from asrkd.decode.wer import evaluate_wer, make_decoder
     from asrkd.framestore import write_store
 

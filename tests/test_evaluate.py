@@ -11,9 +11,9 @@ import torch
 
 from _train_data import FEATS_FP, LANG_FP, make_set
 from asrkd.cli import main
-from asrkd.cmvn import apply_cmvn, load_cmvn
+from asrkd.features.cmvn import apply_cmvn, load_cmvn
 from asrkd.errors import AsrkdError
-from asrkd.evaluate import frame_accuracy, posteriors
+from asrkd.evaluation.evaluate import frame_accuracy, posteriors
 from asrkd.framestore import FrameStore
 from asrkd.models import PRESETS, ModelConfig, build_model, model_config_dict
 from asrkd.train.checkpoint import load_model, save_checkpoint

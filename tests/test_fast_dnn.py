@@ -1,4 +1,4 @@
-"""The fast bf16 step's newer pieces (asrkd.train.fast_dnn / bf16_kernels): the shuffle
+"""The fast bf16 step's newer pieces (asrkd.kernels.fast_dnn / bf16_kernels): the shuffle
 transposes, the fused cross-entropy kernel, and the step paths it chooses between."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from asrkd.kd_loss import SoftTargets
+from asrkd.softtargets.formats import SoftTargets
 from asrkd.models import ModelConfig, build_model
-from asrkd.train import bf16_kernels as K
+from asrkd.kernels import bf16_kernels as K
 from asrkd.train.config import load_train_config
 from asrkd.train.data import Batch
 from asrkd.train.step import Stepper, make_optimizer
@@ -142,7 +142,7 @@ def test_batches_of_different_sizes_reuse_or_remake_the_buffers():
 
 @pytest.mark.skipif(not __import__("sys").platform.startswith("linux"), reason="glibc only")
 def test_malloc_thresholds_are_fixed_once_and_allocation_still_works():
-    from asrkd.train.malloc_tuning import keep_freed_memory
+    from asrkd.kernels.malloc_tuning import keep_freed_memory
 
     assert keep_freed_memory() and keep_freed_memory()
     a = torch.ones(3 << 20)  # 12 MB: from the heap now; freeing and reallocating keeps working

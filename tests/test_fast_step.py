@@ -1,4 +1,4 @@
-"""The hand-fused bf16 DNN step (asrkd.train.fast_dnn) against PyTorch: kernels exactly, the
+"""The hand-fused bf16 DNN step (asrkd.kernels.fast_dnn) against PyTorch: kernels exactly, the
 step within bf16 tolerance of bf16 autocast + autograd + fused Adam."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from asrkd.models import ModelConfig, build_model
-from asrkd.train import bf16_kernels as K
+from asrkd.kernels import bf16_kernels as K
 from asrkd.train.config import load_train_config
 from asrkd.train.data import Batch
 from asrkd.train.step import Stepper, make_optimizer

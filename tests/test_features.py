@@ -13,16 +13,16 @@ import torch
 import torchaudio.compliance.kaldi as kaldi
 from _feats_fixtures import write_data_dir_for, write_noise_wav
 
-from asrkd import featurize
-from asrkd.audio import load_audio
+from asrkd.features import compute as featurize
+from asrkd.data.audio import load_audio
 from asrkd.cli import main as cli_main
-from asrkd.cmvn import CmvnAccumulator, apply_cmvn, load_cmvn, mean_std
+from asrkd.features.cmvn import CmvnAccumulator, apply_cmvn, load_cmvn, mean_std
 from asrkd.config import load_config
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
-from asrkd.features import FeatureConfig, compute_fbank
+from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.framestore import FrameStore
-from asrkd.framing import FrameSpec, num_frames
+from asrkd.features.framing import FrameSpec, num_frames
 
 # Stated tolerance against torchaudio.compliance.kaldi.fbank (same options, dither 0), in
 # natural-log mel energy units. Both are float32 computations that round differently (DC

@@ -9,10 +9,10 @@ import pytest
 
 from asrkd.align.import_ali import fit_frames, phn_to_classes
 from asrkd.cli import main
-from asrkd.datadir import write_table
+from asrkd.data.datadir import write_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
-from asrkd.lang import LangConfig, make_lang
+from asrkd.lang.inventory import LangConfig, make_lang
 
 
 def _data(tmp_path: Path, counts: dict[str, int]) -> Path:

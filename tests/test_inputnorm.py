@@ -1,4 +1,4 @@
-"""A model's input normalisation (asrkd.inputnorm): the noise floor, and that training,
+"""A model's input normalisation (asrkd.features.inputnorm): the noise floor, and that training,
 evaluation and teachers apply the same floor + CMVN recorded in the checkpoint."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ import torch
 
 from _kd_fixtures import make_data_dir, make_teacher
 from _train_data import make_set
-from asrkd.cmvn import apply_cmvn, load_cmvn
-from asrkd.evaluate import frame_accuracy, member_log_posteriors
+from asrkd.features.cmvn import apply_cmvn, load_cmvn
+from asrkd.evaluation.evaluate import frame_accuracy, member_log_posteriors
 from asrkd.framestore import FrameStore, write_store
-from asrkd.inputnorm import apply_floor, estimate_floor, normalize_input, training_input_norm
+from asrkd.features.inputnorm import apply_floor, estimate_floor, normalize_input, training_input_norm
 from asrkd.softtargets.source import OnlineTeacherSource
 from asrkd.softtargets.teachers import load_teacher
 from asrkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
@@ -88,7 +88,7 @@ def test_training_input_norm_off_is_the_cmvn_file_and_on_is_normalised(data: Pat
 @pytest.mark.parametrize("percentile", [0.0, 5.0])
 def test_checkpoint_round_trip_applies_the_training_normalisation(data: Path, tmp_path: Path, percentile: float):
     """The dev metrics computed inside training (FrameLoader/eval_batches) are reproduced by
-    evaluating the saved model (asrkd.evaluate), with the floor on or off."""
+    evaluating the saved model (asrkd.evaluation.evaluate), with the floor on or off."""
     cfg = load_train_config(None, TINY + [f"data.noise_floor_percentile={percentile}"])
     d = TrainData(data / "train", data / "train/labels/ali", data / "dev", data / "dev/labels/ali")
     out = tmp_path / "exp"

@@ -8,11 +8,11 @@ import pytest
 from _feats_fixtures import write_data_dir_for
 
 from asrkd.cli import main as cli_main
-from asrkd.cmvn import load_cmvn
-from asrkd.datadir import read_table
+from asrkd.features.cmvn import load_cmvn
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore, write_store
-from asrkd.kaldi_io import export_feats, import_feats
+from asrkd.data.kaldi_io import export_feats, import_feats
 
 
 def _data_with_feats(path, n=4, dim=5, seed=0):

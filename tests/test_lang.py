@@ -10,8 +10,8 @@ import pytest
 
 from asrkd.align.graph import build_graph
 from asrkd.errors import AsrkdError
-from asrkd.lang import LangConfig, load_lang, make_lang
-from asrkd.units import units_to_words
+from asrkd.lang.inventory import LangConfig, load_lang, make_lang
+from asrkd.lang.units import units_to_words
 
 TEXTS = ["HELLO WORLD", "IT'S A TEST", "HELLO TEST"]
 

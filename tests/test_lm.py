@@ -8,7 +8,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from asrkd.lm import UnitLM, estimate_kn, lm_lookup
+from asrkd.lang.unit_lm import UnitLM, estimate_kn, lm_lookup
 
 
 def _random_sentences(seed: int, n: int, units: int) -> list[list[int]]:

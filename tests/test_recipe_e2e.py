@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from asrkd.framestore import FrameStore
-from asrkd.lang import load_lang
+from asrkd.lang.inventory import load_lang
 
 REPO = Path(__file__).resolve().parents[1]
 SYSTEMS = ("baseline", "ensemble", "distilled")

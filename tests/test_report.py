@@ -14,7 +14,7 @@ import torch
 import yaml
 
 from asrkd.fileio import atomic_write_json
-from asrkd.report import collect_results, gain_recovered, write_report
+from asrkd.experiment.report import collect_results, gain_recovered, write_report
 from asrkd.train.checkpoint import save_checkpoint
 
 SYSTEM_KEYS = {"dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer", "params", "decode_rtf"}

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from asrkd.errors import AsrkdError
-from asrkd.scoring import EPS, align, count_errors, score_texts, score_utterance, write_scoring
+from asrkd.evaluation.scoring import EPS, align, count_errors, score_texts, score_utterance, write_scoring
 
 
 def _counts(ref: str, hyp: str) -> tuple[int, int, int, int]:

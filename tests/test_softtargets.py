@@ -11,7 +11,7 @@ import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
-from asrkd.kd_loss import kd_loss
+from asrkd.train.loss import kd_loss
 from asrkd.softtargets.cache import CacheSpec, plan_shards, write_cache
 from asrkd.softtargets.combine import combine_logits
 from asrkd.softtargets.formats import TargetFormat, decode_dense, encode
@@ -194,7 +194,7 @@ def test_training_refuses_a_mismatched_cache(tmp_path: Path) -> None:
 @pytest.mark.parametrize("storage", ["dense", "topk"])
 def test_cached_and_online_give_the_same_loss(tmp_path: Path, storage: str) -> None:
     """The loop's cached source and online teachers on the same batch: same loss (fp16)."""
-    from asrkd.cmvn import load_cmvn
+    from asrkd.features.cmvn import load_cmvn
     from asrkd.softtargets.run import cache_targets
     from asrkd.train.data import FrameLoader, open_training_data
 

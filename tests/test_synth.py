@@ -20,7 +20,7 @@ import soundfile as sf
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # data_prep is run from the repo root, not installed
 
-from asrkd.datadir import read_data_dir  # noqa: E402
+from asrkd.data.datadir import read_data_dir  # noqa: E402
 from data_prep.synth.energy import pause_word_energy  # noqa: E402
 from data_prep.synth.reference import parse_ctm  # noqa: E402
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from _train_data import make_set
-from asrkd.cmvn import apply_cmvn, load_cmvn
+from asrkd.features.cmvn import apply_cmvn, load_cmvn
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore, write_store
 from asrkd.train.checkpoint import load_checkpoint, load_model

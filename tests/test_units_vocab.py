@@ -8,7 +8,7 @@ import pytest
 
 from asrkd.cli import main
 from asrkd.errors import AsrkdError
-from asrkd.units import train_sentencepiece
+from asrkd.lang.units import train_sentencepiece
 
 
 def test_too_small_vocab_is_a_clear_error(tmp_path: Path) -> None:

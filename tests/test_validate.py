@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 
 from asrkd.cli import main
-from asrkd.validate import validate_data_dir
+from asrkd.data.validate import validate_data_dir
 
 UTTS = {"spkA-u1": "spkA", "spkA-u2": "spkA", "spkB-u1": "spkB"}  # sorted, speaker-prefixed
 

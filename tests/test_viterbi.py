@@ -126,7 +126,7 @@ def test_realignment_with_posteriors(tmp_path) -> None:
     from asrkd.align.aligner import scaled_loglik
     from asrkd.align.flatstart import align_utterances
     from asrkd.align.graph import build_graph
-    from asrkd.lang import LangConfig, make_lang
+    from asrkd.lang.inventory import LangConfig, make_lang
 
     lang = make_lang(["AB"], tmp_path / "lang", LangConfig(unit_type="grapheme", states_per_unit=1, sil_states=1))
     g = build_graph(lang, lang.transcript_units("AB"))

@@ -17,7 +17,7 @@ import numpy as np
 
 def _lang(n_units: int = 40):
     """An in-memory Lang with ``n_units`` 3-state units (no files needed)."""
-    from asrkd.lang import Lang, _inventory
+    from asrkd.lang.inventory import Lang, _inventory
 
     units = ["<sil>"] + [f"u{i}" for i in range(n_units)]
     offset, nstates, cu, cs = _inventory(units, 3, 3)

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         raise BenchSkipped(f"no LJ Speech metadata at {meta}")
     from asrkd.decode.build import build_decoder
     from asrkd.decode.decoder import DecodeConfig
-    from asrkd.lang import LangConfig, make_lang
-    from asrkd.scoring import score_texts
+    from asrkd.lang.inventory import LangConfig, make_lang
+    from asrkd.evaluation.scoring import score_texts
     from asrkd.text import normalize_text
 
     logging.getLogger("asrkd").setLevel(logging.WARNING)

@@ -32,8 +32,8 @@ UTTS, FRAMES_PER_UTT = 16, 320  # 5120 frames = 10 steps of 512
 def _data(d: Path) -> dict[str, int]:
     import numpy as np
 
-    from asrkd.cmvn import CmvnAccumulator, write_cmvn
-    from asrkd.datadir import write_table
+    from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
+    from asrkd.data.datadir import write_table
     from asrkd.framestore import write_store
 
     rng = np.random.default_rng(0)
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from asrkd.cmvn import load_cmvn
+    from asrkd.features.cmvn import load_cmvn
     from asrkd.config import from_dict
     from asrkd.framestore import FrameStore
     from asrkd.models import PRESETS, ModelConfig, build_model

@@ -1,6 +1,6 @@
 """``feats`` benchmark: feature extraction speed on one core, as multiples of real time.
 
-``feats_xrt_1core`` = audio duration / wall time of ``asrkd.featurize.compute_feats`` (nj=1,
+``feats_xrt_1core`` = audio duration / wall time of ``asrkd.features.compute.compute_feats`` (nj=1,
 one torch thread) over the LJ Speech subset (22.05 kHz -> 16 kHz), everything included:
 reading the data directory, decoding, resampling, fbank, writing the frame store (fsync),
 utt2num_frames, CMVN statistics and the store checksums. Median of ``--runs`` runs after one
@@ -20,7 +20,7 @@ from bench_common import BenchSkipped, say
 
 
 def _make_data_dir(wavs: list[Path], d: Path) -> None:
-    from asrkd.datadir import DataDir, write_data_dir
+    from asrkd.data.datadir import DataDir, write_data_dir
 
     utts = {f"LJ-{w.stem}": str(w) for w in wavs}
     write_data_dir(d, DataDir(wav=utts, text={u: "X" for u in utts}, utt2spk={u: "LJ" for u in utts}))
@@ -36,9 +36,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     import torch
 
     torch.set_num_threads(1)
-    from asrkd.audio import read_audio_file, resample
-    from asrkd.featurize import compute_feats
-    from asrkd.features import FeatureConfig, compute_fbank
+    from asrkd.data.audio import read_audio_file, resample
+    from asrkd.features.compute import compute_feats
+    from asrkd.features.fbank import FeatureConfig, compute_fbank
 
     logging.getLogger("asrkd").setLevel(logging.WARNING)
     cfg = FeatureConfig()

@@ -4,11 +4,11 @@ Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 
 
 - ``bf16_matmul_tflops``: best rate of bf16 matmuls of the hinton2015 layer shapes (forward,
   input-gradient and weight-gradient layouts), best of several repeats - the machine's ceiling.
-  Both oneDNN's and, on AMX CPUs, the step's own AMX GEMM (:mod:`asrkd.train.amx_gemm`) are timed.
+  Both oneDNN's and, on AMX CPUs, the step's own AMX GEMM (:mod:`asrkd.kernels.amx_gemm`) are timed.
 - ``train_frames_per_s_hinton2015`` / ``train_frames_per_s_cpu``: frames per second of the real
   loader + step (:class:`asrkd.train.data.FrameLoader`, :class:`asrkd.train.step.Stepper`) on a
   synthetic frame store, best window of ``--runs`` timed windows. For the DNN with Adam in bf16
-  on CPU the Stepper takes the hand-fused path (:mod:`asrkd.train.fast_dnn`); the time includes
+  on CPU the Stepper takes the hand-fused path (:mod:`asrkd.kernels.fast_dnn`); the time includes
   the whole step (forward, loss, backward, clipping, Adam).
 - ``train_mfu_hinton2015``: model FLOPs/s during training (forward + backward = 3 x forward
   matmul FLOPs) of the best window / ``bf16_matmul_tflops`` (conservative: both are bests, and
@@ -41,8 +41,7 @@ CLASSES = 2000
 def _matmul_peak(repeats: int = 8) -> float:
     import torch
 
-    from asrkd.train import amx_gemm
-
+    from asrkd.kernels import amx_gemm
     shapes = [(BATCH, 26 * 40, 2560), (BATCH, 2560, 2560), (BATCH, 2560, CLASSES)]
     best = 0.0
     for m, k, n in shapes:
@@ -50,7 +49,7 @@ def _matmul_peak(repeats: int = 8) -> float:
         b = torch.randn(k, n, dtype=torch.bfloat16)
         bt = b.t().contiguous()
         fns = [lambda: a @ b, lambda: a @ bt.t()]
-        if amx_gemm.available():  # the step's own AMX GEMM (asrkd.train.fast_dnn) counts too
+        if amx_gemm.available():  # the step's own AMX GEMM (asrkd.kernels.fast_dnn) counts too
             fns += [lambda: amx_gemm.matmul(a, b), lambda: amx_gemm.matmul(a, bt, b_transposed=True)]
         for f in fns:
             f()
@@ -65,7 +64,7 @@ def _matmul_peak(repeats: int = 8) -> float:
 def _make_store(root: Path, num_utts: int = 60, frames: int = 600) -> None:
     import numpy as np
 
-    from asrkd.cmvn import CmvnAccumulator, write_cmvn
+    from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
     from asrkd.framestore import write_store
 
     rng = np.random.default_rng(0)
@@ -84,7 +83,7 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
     matmul peak measured around the windows, and the best window-to-its-peak ratio."""
     import torch
 
-    from asrkd.cmvn import load_cmvn
+    from asrkd.features.cmvn import load_cmvn
     from asrkd.models import build_model, with_num_classes
     from asrkd.train.config import load_train_config
     from asrkd.train.data import FrameLoader, open_training_data
@@ -176,7 +175,7 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
     import torch
 
     from asrkd.models import ModelConfig, PRESETS, build_model
-    from asrkd.train import bf16_kernels
+    from asrkd.kernels import bf16_kernels
     from asrkd.train.config import load_train_config
     from asrkd.train.data import Batch
     from asrkd.train.step import Stepper, make_optimizer
@@ -207,8 +206,7 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
     timed(torch, "mm", lambda a: f"mm {'wgrad' if a[0].shape[1] == BATCH else 'dgrad'} "
                                  f"{a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[1]}")
     timed(torch.ops.mkldnn, "_linear_pointwise", lambda a: f"fwd {a[0].shape[0]}x{a[0].shape[1]}x{a[1].shape[0]}")
-    from asrkd.train import amx_gemm
-
+    from asrkd.kernels import amx_gemm
     timed(amx_gemm, "matmul", lambda a: f"amx {'wgrad ' if a[0].shape[1] == BATCH else ''}{a[0].shape[0]}x{a[0].shape[1]}x"
                                         f"{a[1].shape[1] if a[1].shape[0] == a[0].shape[1] else a[1].shape[0]}")
     timed(amx_gemm, "dgrad_relu_backward",  # the input gradient fused with the ReLU backward

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(sox libsox-fmt-all espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
-  festvox-us-slt-hts bible-kjv bible-kjv-text libsndfile1 gcc)  # gcc: the AMX GEMM (asrkd/train/amx_gemm.c)
+  festvox-us-slt-hts bible-kjv bible-kjv-text libsndfile1 gcc)  # gcc: the AMX GEMM (asrkd/kernels/amx_gemm.c)
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -40,5 +40,5 @@ if ! .venv/bin/python -c "import asrkd, torch, torchaudio" 2>/dev/null || ! inst
 fi
 # Build the training step's AMX GEMM now rather than at the first training run (a no-op on CPUs
 # without AMX: the step then uses oneDNN alone).
-.venv/bin/python -c "from asrkd.train import amx_gemm; print('setup: AMX GEMM', 'built' if amx_gemm.available() else 'not used (no AMX on this CPU/OS, or the build failed: see above)')"
+.venv/bin/python -c "from asrkd.kernels import amx_gemm; print('setup: AMX GEMM', 'built' if amx_gemm.available() else 'not used (no AMX on this CPU/OS, or the build failed: see above)')"
 echo "setup: done ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"

@@ -29,7 +29,7 @@ from asrkd.align.frontend import FrontendConfig
 from asrkd.align.gmm import DiagGmm
 from asrkd.align.graph import Graph, build_graph
 from asrkd.errors import AsrkdError
-from asrkd.lang import Lang
+from asrkd.lang.inventory import Lang
 from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.align")

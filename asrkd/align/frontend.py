@@ -1,7 +1,7 @@
 """Features for the Gaussian aligner: stored fbank -> noise floor -> CMVN -> (optional) cepstra
 -> deltas.
 
-*Noise floor* (:mod:`asrkd.inputnorm`): a recording whose background is far quieter than the
+*Noise floor* (:mod:`asrkd.features.inputnorm`): a recording whose background is far quieter than the
 rest of the corpus gives silence frames that no silence Gaussian trained on the usual background
 explains; they end up in the broadest speech state instead, and the labels teach the acoustic
 model that quiet means speech. The floor, a low per-bin percentile of the training frames
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd import inputnorm
-from asrkd.cmvn import load_cmvn
-from asrkd.datadir import read_table
+from asrkd.features import inputnorm
+from asrkd.features.cmvn import load_cmvn
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
@@ -63,7 +63,7 @@ def add_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
 
 
 def estimate_floor(store: FrameStore, utts: list[str], cfg: FrontendConfig) -> np.ndarray | None:
-    """Noise floor ``(F,)`` of the stored features of ``utts`` (:func:`asrkd.inputnorm.estimate_floor`
+    """Noise floor ``(F,)`` of the stored features of ``utts`` (:func:`asrkd.features.inputnorm.estimate_floor`
     with this front end's percentile and frame budget); None if the floor is off."""
     return inputnorm.estimate_floor(store, utts, cfg.floor_percentile, cfg.floor_max_frames)
 

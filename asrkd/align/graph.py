@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from asrkd.align import viterbi as vit
-from asrkd.lang import Lang
+from asrkd.lang.inventory import Lang
 
 NEG_INF = float("-inf")
 

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from asrkd.datadir import read_table, write_table
+from asrkd.data.datadir import read_table, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import remove_tree
 from asrkd.framestore import FrameStore, write_store

@@ -9,7 +9,7 @@ Aligning another set (dev/test) with ``--model`` reads that model and refuses a 
 another lang or another feature configuration.
 
 Next to the store: ``failed``, ``word.ctm`` and ``unit.ctm`` (segments of the alignment, times
-per :mod:`asrkd.framing`) and ``report.json``.
+per :mod:`asrkd.features.framing`) and ``report.json``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from asrkd.align.frontend import FrontendConfig, load_features
 from asrkd.align.gmm import DiagGmm
 from asrkd.align.labels import labels_dir, write_labels
 from asrkd.config import from_dict, save_config, to_dict
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done
-from asrkd.lang import Lang, load_lang
+from asrkd.lang.inventory import Lang, load_lang
 from asrkd.logs import add_log_file
 
 log = logging.getLogger("asrkd.align")

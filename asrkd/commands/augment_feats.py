@@ -27,7 +27,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.augment import augment_data_dir
+    from asrkd.features.augment import augment_data_dir
 
     augment_data_dir(args.src, args.labels, args.out, args.copies, args.seed, args.noise_sd,
                      args.max_mask_bins, force=args.force)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd import datatools
+from asrkd.data import datatools
 from asrkd.commands._common import add_force_arg
 
 NAME = "combine-data"

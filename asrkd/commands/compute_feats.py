@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 from asrkd.commands._common import add_config_args, add_force_arg, config_from_args
-from asrkd.featurize import compute_feats
-from asrkd.features import FeatureConfig
+from asrkd.features.compute import compute_feats
+from asrkd.features.fbank import FeatureConfig
 
 NAME = "compute-feats"
 HELP = "compute Kaldi-compatible log-mel filterbank features into DATA_DIR/feats (+ utt2num_frames, cmvn.json)"

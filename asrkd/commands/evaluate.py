@@ -31,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.evaluate import frame_accuracy
+    from asrkd.evaluation.evaluate import frame_accuracy
     from asrkd.fileio import atomic_write_json, is_done, mark_done
     from asrkd.train.checkpoint import load_model
 
@@ -52,6 +52,6 @@ def run(args: argparse.Namespace) -> int:
 def _run_wer(args: argparse.Namespace, models: list) -> None:
     """WER by hybrid decoding (asrkd.decode.wer), when --lang is given."""
     from asrkd.decode.wer import run_wer
-    from asrkd.evaluate import posteriors
+    from asrkd.evaluation.evaluate import posteriors
 
     run_wer(args, lambda feats: posteriors(models, feats, args.combine, args.precision))

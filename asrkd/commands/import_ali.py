@@ -28,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from asrkd.align import import_ali as ia
     from asrkd.align.labels import labels_dir, write_labels
-    from asrkd.datadir import read_table
+    from asrkd.data.datadir import read_table
     from asrkd.errors import AsrkdError
     from asrkd.fileio import is_done, sha256_file
     from asrkd.framestore import FrameStore
-    from asrkd.lang import load_lang
+    from asrkd.lang.inventory import load_lang
 
     out = labels_dir(args.data_dir, args.name)
     if is_done(out) and not args.force:

@@ -11,7 +11,7 @@ HELP = "results of an experiment dir: Table 1 (+ sweep plot, small-data table) a
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from asrkd.report import DEFAULT_DIRS
+    from asrkd.experiment.report import DEFAULT_DIRS
 
     p.add_argument("exp_dir", type=Path, metavar="EXP_DIR", help="experiment directory of a recipe (exp/)")
     p.add_argument("--out", type=Path, default=None, help="output directory (default EXP_DIR)")
@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.report import SYSTEMS, write_report
+    from asrkd.experiment.report import SYSTEMS, write_report
 
     _, md = write_report(args.exp_dir, args.out, {s: getattr(args, s) for s in SYSTEMS})
     if not args.quiet:

@@ -23,8 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.datadir import read_table
-    from asrkd.scoring import format_summary, score_texts, write_scoring
+    from asrkd.data.datadir import read_table
+    from asrkd.evaluation.scoring import format_summary, score_texts, write_scoring
     from asrkd.text import normalize_text
 
     refs = read_table(args.ref, allow_empty_value=True)

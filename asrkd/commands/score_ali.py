@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
 
     from asrkd.align.ctm import read_ctm
     from asrkd.align.score_ali import score_boundaries
-    from asrkd.datadir import read_table
+    from asrkd.data.datadir import read_table
     from asrkd.errors import AsrkdError
     from asrkd.fileio import atomic_write_json
 

@@ -6,9 +6,9 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
-from asrkd import datatools
+from asrkd.data import datatools
 from asrkd.commands._common import add_force_arg
-from asrkd.datadir import DataDir
+from asrkd.data.datadir import DataDir
 
 NAME = "subset-data"
 HELP = "write a subset of a data directory (by count, seeded fraction, speakers or an id list)"

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from asrkd.validate import validate_data_dir
+from asrkd.data.validate import validate_data_dir
 
 NAME = "validate-data"
 HELP = "check a data directory (ids, tables, transcripts, audio, durations); exit 1 on problems"

@@ -15,7 +15,7 @@ import numpy as np
 
 from asrkd.decode.decoder import DecodeConfig, Decoder
 from asrkd.errors import AsrkdError
-from asrkd.lm import UnitLM, estimate_kn
+from asrkd.lang.unit_lm import UnitLM, estimate_kn
 
 log = logging.getLogger("asrkd.decode.build")
 

@@ -6,13 +6,13 @@
   prior_scale * log p(c))`` (Bayes' rule up to a per-frame constant; the priors are the
   training label frequencies, :mod:`asrkd.decode.priors`);
 - the search runs over the unit loop or a word-list prefix tree (:mod:`asrkd.decode.graph`),
-  built from the lang's HMM topology, with the unit n-gram LM (:mod:`asrkd.lm`);
+  built from the lang's HMM topology, with the unit n-gram LM (:mod:`asrkd.lang.unit_lm`);
 - units -> words: sentencepiece pieces are detokenised (``▁`` opens a word); in a word-list
   graph the word ends on the path give the words; graphemes in a free loop are split into words
   at silences.
 
 :func:`greedy_decode` (frame argmax, merge repeats, drop silence) is the baseline without
-search. :class:`Decoder` ties it together for a :class:`asrkd.lang.Lang`.
+search. :class:`Decoder` ties it together for a :class:`asrkd.lang.inventory.Lang`.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import numpy as np
 from asrkd.decode.graph import UnitGraph, UnitHmms, unit_loop_graph, word_list_graph
 from asrkd.decode.search import beam_search
 from asrkd.errors import AsrkdError
-from asrkd.lm import UnitLM
-from asrkd.units import SPM_WORD_MARK, units_to_words
+from asrkd.lang.unit_lm import UnitLM
+from asrkd.lang.units import SPM_WORD_MARK, units_to_words
 
 log = logging.getLogger("asrkd.decode")
 
@@ -178,7 +178,7 @@ class Hypothesis:
 class Decoder:
     """Decoder for one lang: HMMs from its topology, the graph, the LM and the priors.
 
-    ``lang``: :class:`asrkd.lang.Lang`; ``lm``: unit LM over the lang's unit ids (None: no LM);
+    ``lang``: :class:`asrkd.lang.inventory.Lang`; ``lm``: unit LM over the lang's unit ids (None: no LM);
     ``log_prior: (C,)`` (None: posteriors used as they are); ``word_list``: words allowed by a
     word-list graph (required for lexicon units); ``excluded_units``: unit ids the graph leaves
     out (units never seen in training, :func:`asrkd.decode.priors.unseen_units`; words spelled

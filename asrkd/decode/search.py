@@ -26,7 +26,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-from asrkd.lm import lm_lookup
+from asrkd.lang.unit_lm import lm_lookup
 
 NEG = -1.0e30
 

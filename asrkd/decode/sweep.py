@@ -20,7 +20,7 @@ import numpy as np
 
 from asrkd.decode.decoder import Decoder, Hypothesis
 from asrkd.errors import AsrkdError
-from asrkd.scoring import ScoreResult, score_texts
+from asrkd.evaluation.scoring import ScoreResult, score_texts
 
 log = logging.getLogger("asrkd.decode.sweep")
 

@@ -1,5 +1,5 @@
-"""Audio files -> text: the same front end as training (``asrkd.features``), the model's own
-CMVN (inside :func:`asrkd.evaluate.posteriors`), then :class:`asrkd.decode.Decoder`."""
+"""Audio files -> text: the same front end as training (``asrkd.features.fbank``), the model's own
+CMVN (inside :func:`asrkd.evaluation.evaluate.posteriors`), then :class:`asrkd.decode.Decoder`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def load_feature_config(train_dir: Path, models: Sequence) -> "object":  # noqa:
     """The FeatureConfig of ``train_dir/feats`` (recorded in its attrs), checked against the
     models' training-feature fingerprints."""
     from asrkd.config import from_dict
-    from asrkd.features import FeatureConfig
+    from asrkd.features.fbank import FeatureConfig
 
     store = FrameStore(Path(train_dir) / "feats")
     raw = store.attrs.get("feature_config")
@@ -35,9 +35,9 @@ def load_feature_config(train_dir: Path, models: Sequence) -> "object":  # noqa:
 def transcribe_files(paths: Sequence[str], models: Sequence, decoder: Decoder, feat_cfg,  # noqa: ANN001
                      combine: str = "mean", precision: str = "auto") -> Iterator[tuple[str, str]]:
     """Yield ``(path, text)`` per audio file."""
-    from asrkd.audio import load_audio
-    from asrkd.evaluate import posteriors
-    from asrkd.features import compute_fbank
+    from asrkd.data.audio import load_audio
+    from asrkd.evaluation.evaluate import posteriors
+    from asrkd.features.fbank import compute_fbank
 
     for p in paths:
         samples = load_audio(str(p), feat_cfg.sample_rate)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from asrkd.config import save_config
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.decode.build import build_decoder
 from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
@@ -30,9 +30,9 @@ from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json
 from asrkd.framestore import FrameStore
-from asrkd.lang import load_lang
+from asrkd.lang.inventory import load_lang
 from asrkd.logs import progress
-from asrkd.scoring import score_texts, write_scoring
+from asrkd.evaluation.scoring import score_texts, write_scoring
 
 log = logging.getLogger("asrkd.decode.wer")
 

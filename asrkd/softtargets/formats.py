@@ -9,7 +9,8 @@ class id, so encoding is deterministic. Bytes per frame: ``k * (id bytes + 2) + 
 
 ``dense`` (small inventories): the whole distribution as fp16, ``2 * C`` bytes per frame.
 
-How the loss treats the tail is documented in :mod:`asrkd.kd_loss`.
+How the loss treats the tail is documented in :mod:`asrkd.train.loss`.
+:class:`SoftTargets` is the in-memory form of a batch's targets, decoded from either format.
 """
 
 from __future__ import annotations
@@ -20,6 +21,39 @@ import numpy as np
 import torch
 
 from asrkd.errors import AsrkdError
+
+@dataclass
+class SoftTargets:
+    """Soft targets for the frames of a batch, aligned with the batch's logits.
+
+    probs: (..., K) top-k probabilities (with ``ids``) or (..., C) dense distribution.
+    ids:   (..., K) int64 class ids of ``probs``, or None for dense targets.
+    tail:  (...,) leftover mass outside the top-k, or None for dense targets.
+    """
+
+    probs: torch.Tensor
+    ids: torch.Tensor | None = None
+    tail: torch.Tensor | None = None
+
+    @property
+    def is_dense(self) -> bool:
+        return self.ids is None
+
+    def to(self, device: torch.device | str) -> "SoftTargets":
+        return SoftTargets(
+            self.probs.to(device),
+            None if self.ids is None else self.ids.to(device),
+            None if self.tail is None else self.tail.to(device),
+        )
+
+    def select(self, index: torch.Tensor) -> "SoftTargets":
+        """The rows picked by a boolean mask or index over the leading dims."""
+        return SoftTargets(
+            self.probs[index],
+            None if self.ids is None else self.ids[index],
+            None if self.tail is None else self.tail[index],
+        )
+
 
 FORMATS: tuple[str, ...] = ("topk", "dense")
 DEFAULT_K = 20

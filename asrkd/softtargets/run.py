@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.softtargets.cache import CacheSpec, FeatureReader, SoftTargetCache, write_cache
@@ -57,7 +57,7 @@ def cache_targets(
     fp = feats.attrs.get("fingerprint") or ""
     num_classes, lang_fp = check_teachers(teachers, fp)
     if lang_dir is not None:
-        from asrkd.lang import load_lang
+        from asrkd.lang.inventory import load_lang
 
         lang = load_lang(lang_dir)
         if lang.num_classes != num_classes or (lang_fp and lang.fingerprint != lang_fp):

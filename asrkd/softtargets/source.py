@@ -19,7 +19,7 @@ import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
-from asrkd.kd_loss import SoftTargets
+from asrkd.softtargets.formats import SoftTargets
 from asrkd.softtargets.cache import SoftTargetCache
 from asrkd.softtargets.combine import combine_logits
 from asrkd.softtargets.formats import TargetFormat, encode_torch

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from asrkd.inputnorm import normalize_input
+from asrkd.features.inputnorm import normalize_input
 from asrkd.errors import AsrkdError
 from asrkd.fileio import sha256_file
 

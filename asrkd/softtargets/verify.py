@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.datadir import read_table
+from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_text, is_done, sha256_file
 
@@ -100,7 +100,7 @@ def verify_cache(
         problems += _check_data(meta, counts, Path(data_dir))
     inv = meta.get("label_inventory", {})
     if lang_dir is not None:
-        from asrkd.lang import load_lang
+        from asrkd.lang.inventory import load_lang
 
         lang = load_lang(lang_dir)
         if lang.num_classes != inv.get("num_classes"):

@@ -7,7 +7,7 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts::
     model_config     plain dict of asrkd.models.ModelConfig (the model is rebuilt from it)
     train_config     plain dict of asrkd.train.config.TrainConfig
     cmvn             the CMVN stats entry the model was trained with, or None
-    noise_floor      the noise floor [F] applied before the CMVN (asrkd.inputnorm), or None/absent
+    noise_floor      the noise floor [F] applied before the CMVN (asrkd.features.inputnorm), or None/absent
     fingerprints     {"feats": ..., "lang": ...} of the training data
     metrics          per-epoch metrics so far
     (train only)     optimizer, schedule, rng, position {epoch, step}, epoch_stats, nonfinite, best
@@ -28,7 +28,7 @@ import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_bytes
-from asrkd.inputnorm import floor_from_state, normalize_input
+from asrkd.features.inputnorm import floor_from_state, normalize_input
 from asrkd.models import ModelConfig, build_model, model_config_from_dict
 
 log = logging.getLogger("asrkd.train.checkpoint")

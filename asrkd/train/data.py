@@ -27,10 +27,10 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import torch
 
-from asrkd.inputnorm import normalize_input
+from asrkd.features.inputnorm import normalize_input
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
-from asrkd.kd_loss import SoftTargets
+from asrkd.softtargets.formats import SoftTargets
 
 log = logging.getLogger("asrkd.train.data")
 
@@ -148,7 +148,7 @@ class FrameLoader:
     """Batches of one rank for a training set (see the module docstring).
 
     cmvn: one stats entry ({"count", "sum", "sumsq"}) or None for no normalisation;
-    floor: noise floor (F,) applied before it, or None (asrkd.inputnorm).
+    floor: noise floor (F,) applied before it, or None (asrkd.features.inputnorm).
     """
 
     def __init__(

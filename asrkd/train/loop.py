@@ -22,7 +22,7 @@ import torch
 
 from asrkd.config import save_config, to_dict
 from asrkd.errors import AsrkdError
-from asrkd.inputnorm import training_input_norm
+from asrkd.features.inputnorm import training_input_norm
 from asrkd.fileio import atomic_write_json, atomic_write_text, clear_done, is_done, mark_done
 from asrkd.logs import add_log_file, progress
 from asrkd.models import build_model, count_params, model_config_dict, with_num_classes

@@ -1,17 +1,158 @@
-"""The training objective, separate from the model and the loop: ``loss(logits, batch)``.
+"""The training objective (Hinton, Vinyals & Dean 2015, section 2), separate from model and loop::
 
-Teachers: soft-target weight 0, i.e. frame cross-entropy on the hard labels. Students add soft
-targets to the batch (``batch.soft``) and a weight a > 0:
-``(1 - a) * CE(hard) + a * T^2 * CE(soft at T)`` (:func:`asrkd.kd_loss.kd_loss`).
+    loss = (1 - a) * CE(hard labels, softmax(z))  +  a * T^2 * KL(p_T || softmax(z / T))
+
+averaged over the valid (unmasked) frames. ``p_T`` is the teachers' combined distribution at
+temperature T. The soft term is written as a KL divergence: it differs from the cross-entropy
+by the teachers' entropy, a constant, so the gradient is the same, and its value is 0 exactly
+when the student matches the teachers (easier to read in logs). ``T^2`` keeps the soft
+gradient's magnitude independent of T (its gradient w.r.t. the logits scales as 1/T^2).
+``a = 0`` is a plain hard-label model (a teacher); ``a = 0.5`` is the paper's weighting.
+
+Top-k targets and the tail mass (the explicit choice, DESIGN.md "soft-target cache"):
+a top-k frame stores the k largest teacher probabilities and the leftover tail mass ``t``, not
+how ``t`` is spread over the other C - k classes. We do not invent a shape for it: the tail is a
+lumped "other" bucket compared with the student's summed probability over the same non-top-k
+classes, i.e. the KL between the two distributions coarsened onto the partition
+{each top-k class, the rest}::
+
+    KL = sum_{j in top-k} p_j log(p_j / q_j)  +  t log(t / Q_rest),   Q_rest = sum_{c not in top-k} q_c
+
+Why: (1) probability mass is conserved (the student is not pushed to give the tail away);
+(2) it assumes nothing the cache does not know - spreading ``t`` uniformly instead would pull
+the student towards a flat tail, raising the classes the teachers consider least likely, which
+is wrong for peaked acoustic posteriors; (3) the gradient w.r.t. the tempered logits is
+``q_c - target_c`` with ``target_c = p_j`` on the top-k and ``t * q_c / Q_rest`` on the rest,
+so the student keeps its own shape inside the tail and only its total is matched; (4) with
+``t = 0`` or ``k = C`` it is exactly the dense loss. Stored fp16 probabilities do not sum to
+exactly 1 with the tail, so each frame's target is renormalised (sum of p + t) first.
 """
 
 from __future__ import annotations
 
-import torch
+from dataclasses import dataclass
 
-from asrkd.kd_loss import KDLoss, kd_loss
+import torch
+import torch.nn.functional as F
+
+from asrkd.errors import AsrkdError
+from asrkd.softtargets.formats import SoftTargets
 from asrkd.train.config import LossConfig
 from asrkd.train.data import Batch
+
+
+@dataclass
+class KDLoss:
+    """total: what to backpropagate; hard/soft: the unweighted terms (soft = KL at T, without
+    T^2), for logging; frames: number of valid frames averaged over."""
+
+    total: torch.Tensor
+    hard: torch.Tensor
+    soft: torch.Tensor
+    frames: int
+
+
+def _check_shapes(logits: torch.Tensor, labels: torch.Tensor | None, soft: SoftTargets | None,
+                  mask: torch.Tensor | None) -> None:
+    lead = tuple(logits.shape[:-1])
+    if labels is not None and tuple(labels.shape) != lead:
+        raise AsrkdError(f"kd loss: labels {tuple(labels.shape)} do not match logits frames {lead}")
+    if mask is not None and tuple(mask.shape) != lead:
+        raise AsrkdError(f"kd loss: mask {tuple(mask.shape)} does not match logits frames {lead}")
+    if soft is None:
+        return
+    if tuple(soft.probs.shape[:-1]) != lead:
+        raise AsrkdError(
+            f"kd loss: soft targets cover frames {tuple(soft.probs.shape[:-1])}, logits {lead} "
+            "(frame-count mismatch between the soft-target source and the batch)"
+        )
+    C = logits.shape[-1]
+    if soft.is_dense:
+        if soft.probs.shape[-1] != C:
+            raise AsrkdError(f"kd loss: dense soft targets have {soft.probs.shape[-1]} classes, logits {C}")
+    else:
+        if soft.ids is None or soft.tail is None or soft.ids.shape != soft.probs.shape:
+            raise AsrkdError("kd loss: top-k soft targets need ids (..., K) and tail (...,)")
+        if tuple(soft.tail.shape) != lead:
+            raise AsrkdError(f"kd loss: tail {tuple(soft.tail.shape)} does not match logits frames {lead}")
+        if soft.probs.shape[-1] > C:
+            raise AsrkdError(f"kd loss: k={soft.probs.shape[-1]} > {C} classes")
+
+
+def soft_kl(logits: torch.Tensor, soft: SoftTargets, T: float) -> torch.Tensor:
+    """Per-frame KL(p_T || softmax(logits / T)), tail lumped as documented above.
+
+    logits: (M, C) (valid frames only); soft: rows (M, ...). Returns (M,) float32.
+    """
+    logq = torch.log_softmax(logits.float() / T, dim=-1)  # (M, C)
+    p = soft.probs.float()
+    if soft.is_dense:
+        p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
+        return (torch.xlogy(p, p) - p * logq).sum(-1)
+    ids = soft.ids.long()
+    tail = soft.tail.float().clamp_min(0.0)
+    norm = (p.sum(-1) + tail).clamp_min(1e-30)
+    p = p / norm[:, None]
+    tail = tail / norm
+    kl = (torch.xlogy(p, p) - p * logq.gather(-1, ids)).sum(-1)
+    if ids.shape[-1] < logq.shape[-1]:
+        # log Q_rest = logsumexp over the non-top-k classes (at least one exists here).
+        log_rest = torch.logsumexp(logq.scatter(-1, ids, float("-inf")), dim=-1)
+        kl = kl + torch.xlogy(tail, tail) - tail * log_rest
+    return kl
+
+
+def kd_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor | None,
+    soft: SoftTargets | None,
+    alpha: float,
+    T: float,
+    mask: torch.Tensor | None = None,
+) -> KDLoss:
+    """The distillation loss, mean over valid frames.
+
+    logits: (..., C) student logits; labels: (...,) int64 hard labels (may be None when
+    alpha == 1); soft: targets over the same frames (None when alpha == 0); mask: (...,) bool,
+    True = the frame counts (padding and frames without labels are False). Raises AsrkdError
+    when the frames of labels / soft targets / mask do not match the logits.
+    """
+    if not 0.0 <= alpha <= 1.0:
+        raise AsrkdError(f"kd loss: soft-target weight a={alpha} must be in [0, 1]")
+    if T <= 0:
+        raise AsrkdError(f"kd loss: temperature must be > 0, got {T}")
+    if alpha > 0 and soft is None:
+        raise AsrkdError("kd loss: soft-target weight > 0 but no soft targets")
+    if alpha < 1 and labels is None:
+        raise AsrkdError("kd loss: hard-label weight > 0 but no labels")
+    _check_shapes(logits, labels, soft if alpha > 0 else None, mask)
+    C = logits.shape[-1]
+    flat = logits.reshape(-1, C)
+    keep = None if mask is None else mask.reshape(-1).bool()
+    if keep is not None:
+        flat = flat[keep]
+    frames = flat.shape[0]
+    zero = flat.sum() * 0.0  # keeps the graph (and device/dtype) when a term is off or empty
+    if frames == 0:
+        return KDLoss(zero, zero.detach(), zero.detach(), 0)
+    hard = zero
+    if alpha < 1:
+        y = labels.reshape(-1)
+        if keep is not None:
+            y = y[keep]
+        hard = F.cross_entropy(flat.float(), y.long())
+    softv = zero
+    if alpha > 0:
+        st = SoftTargets(
+            soft.probs.reshape(-1, soft.probs.shape[-1]),
+            None if soft.ids is None else soft.ids.reshape(-1, soft.ids.shape[-1]),
+            None if soft.tail is None else soft.tail.reshape(-1),
+        )
+        if keep is not None:
+            st = st.select(keep)
+        softv = soft_kl(flat, st, T).mean()
+    total = (1.0 - alpha) * hard + alpha * T * T * softv
+    return KDLoss(total, hard.detach(), softv.detach(), frames)
 
 
 def training_loss(logits: torch.Tensor, batch: Batch, cfg: LossConfig) -> KDLoss:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 import torch
 
 from asrkd.train.config import TrainConfig
-from asrkd.train import fast_dnn
+from asrkd.kernels import fast_dnn
 from asrkd.train.data import Batch
 from asrkd.train.loss import training_loss
 
@@ -102,7 +102,7 @@ class Stepper:
         return StepResult(ok, float(loss.total.detach()), correct)
 
     def _fast_step(self, batch: Batch, lr: float) -> StepResult:
-        """The :class:`~asrkd.train.fast_dnn.FastDnnStep` path: same checks and clipping."""
+        """The :class:`~asrkd.kernels.fast_dnn.FastDnnStep` path: same checks and clipping."""
         assert self.fast is not None
         if self._plain_ce(batch):
             loss, correct, norm = self.fast.forward_backward_ce(batch.x, batch.labels)

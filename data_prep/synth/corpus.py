@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from asrkd.datadir import DataDir, write_data_dir, write_table
+from asrkd.data.datadir import DataDir, write_data_dir, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done, read_json
 from asrkd.logs import progress

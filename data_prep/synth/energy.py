@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd.audio import load_audio
-from asrkd.datadir import read_data_dir
+from asrkd.data.audio import load_audio
+from asrkd.data.datadir import read_data_dir
 from asrkd.errors import AsrkdError
 
 from .reference import parse_ctm

@@ -15,7 +15,7 @@ import numpy as np
 import soundfile as sf
 from scipy.signal import lfilter
 
-from asrkd.audio import resample
+from asrkd.data.audio import resample
 from asrkd.fileio import atomic_write_bytes, atomic_write_json, read_json
 
 from .isolate import run_isolated

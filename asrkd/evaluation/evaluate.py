@@ -21,7 +21,7 @@ from asrkd.softtargets.combine import combine_logits
 from asrkd.train.checkpoint import LoadedModel
 from asrkd.train.data import context_windows, open_training_data
 
-log = logging.getLogger("asrkd.evaluate")
+log = logging.getLogger("asrkd.evaluation.evaluate")
 
 Combine = Literal["mean", "geometric"]
 

@@ -34,7 +34,7 @@ import numpy as np
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text
 
-log = logging.getLogger("asrkd.lm")
+log = logging.getLogger("asrkd.lang.unit_lm")
 
 LM_FORMAT = "asrkd-unit-lm"
 

@@ -20,11 +20,11 @@ from typing import Any
 
 import numpy as np
 
-from asrkd.cmvn import CmvnAccumulator, apply_cmvn, load_cmvn
+from asrkd.features.cmvn import CmvnAccumulator, apply_cmvn, load_cmvn
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
-log = logging.getLogger("asrkd.inputnorm")
+log = logging.getLogger("asrkd.features.inputnorm")
 
 FLOOR_MAX_FRAMES = 200_000  # frames sampled (evenly) to estimate a noise floor
 

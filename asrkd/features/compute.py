@@ -29,18 +29,18 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from asrkd.audio import load_audio
-from asrkd.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
+from asrkd.data.audio import load_audio
+from asrkd.features.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.datadir import DataDir, Segment, read_data_dir, read_table, write_table
+from asrkd.data.datadir import DataDir, Segment, read_data_dir, read_table, write_table
 from asrkd.errors import AsrkdError
-from asrkd.features import FeatureConfig, compute_fbank
+from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
-from asrkd.framing import num_frames
+from asrkd.features.framing import num_frames
 from asrkd.logs import progress
 
-log = logging.getLogger("asrkd.featurize")
+log = logging.getLogger("asrkd.features.compute")
 
 FEATS_DIR = "feats"
 

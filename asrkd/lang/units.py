@@ -1,4 +1,4 @@
-"""Word -> unit tokenizers for the label inventory (used by :mod:`asrkd.lang`).
+"""Word -> unit tokenizers for the label inventory (used by :mod:`asrkd.lang.inventory`).
 
 Three unit types:
 

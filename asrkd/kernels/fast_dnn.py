@@ -5,7 +5,7 @@ weights, moments and loss), but organised around what is slow on a CPU: outside 
 step is memory-bound, so every pass over a weight- or activation-sized array counts.
 
 - The optimiser keeps a bf16 copy of every weight, written in the same pass as the fp32 Adam
-  update (:func:`~asrkd.train.bf16_kernels.adam`): no fp32 -> bf16 cast per forward, no fp32
+  update (:func:`~asrkd.kernels.bf16_kernels.adam`): no fp32 -> bf16 cast per forward, no fp32
   gradient buffers, no separate clipping pass (clipping is a gradient scale inside Adam).
 - oneDNN's matmul is slow when its left operand is transposed (under half speed here), and a
   weight gradient ``h^T @ dz`` contracts over the batch, so ``h`` must be transposed somewhere:
@@ -13,20 +13,20 @@ step is memory-bound, so every pass over a weight- or activation-sized array cou
   same pass with 8 x 8 shuffle transposes (the weight gradient of the layer above is then
   computed one layer later). The same kernel applies the dropout scale and sums the bias
   gradient. Where the input gradient runs on the AMX GEMM, all of this happens in the GEMM's
-  epilogue instead (:func:`~asrkd.train.amx_gemm.dgrad_relu_backward`, same values bit for bit):
+  epilogue instead (:func:`~asrkd.kernels.amx_gemm.dgrad_relu_backward`, same values bit for bit):
   the gradient never goes through memory (hinton2015, ``tools/bench.py --only train``, alternating
   runs: ~5450-5760 -> ~5720-5960 frames/s).
 - The forward is oneDNN's linear with the bias and the ReLU fused, except for the layers with
   2048 or more inputs on a CPU with AMX: there (and in their input gradient) a hand-written AMX
-  GEMM with the bias and ReLU in its epilogue (:mod:`asrkd.train.amx_gemm`) is ~15 % faster in
+  GEMM with the bias and ReLU in its epilogue (:mod:`asrkd.kernels.amx_gemm`) is ~15 % faster in
   the step (``AMX_MIN_K``). It also takes the weight gradient of the 2000-class output layer,
   where oneDNN is slow (:func:`_use_amx_wgrad`); same values up to the order of the fp32 additions.
 - Plain hard-label training (soft-target weight 0) computes the cross-entropy, its gradient, the
   last bias gradient and the argmax hits in one kernel on the bf16 logits
-  (:func:`~asrkd.train.bf16_kernels.softmax_xent`); any other loss (soft targets) stays an
+  (:func:`~asrkd.kernels.bf16_kernels.softmax_xent`); any other loss (soft targets) stays an
   autograd function of fp32 logits (:meth:`FastDnnStep.forward_backward`).
 - The backward writes into buffers kept across steps (``torch.mm(out=)``), and glibc is told to
-  keep freed memory (:mod:`asrkd.train.malloc_tuning`): re-faulting ~100 MB of activations
+  keep freed memory (:mod:`asrkd.kernels.malloc_tuning`): re-faulting ~100 MB of activations
   every step cost ~5 % of the step.
 
 Where the time goes (hinton2015, batch 2048, 2 threads, ``python tools/bench_train.py --threads
@@ -49,11 +49,11 @@ from typing import Any, Callable
 import torch
 
 from asrkd.models.dnn import DNN
-from asrkd.train import amx_gemm
-from asrkd.train import bf16_kernels as K
-from asrkd.train.malloc_tuning import keep_freed_memory
+from asrkd.kernels import amx_gemm
+from asrkd.kernels import bf16_kernels as K
+from asrkd.kernels.malloc_tuning import keep_freed_memory
 
-# The hand-written AMX GEMM (:mod:`asrkd.train.amx_gemm`) takes the forward and input-gradient
+# The hand-written AMX GEMM (:mod:`asrkd.kernels.amx_gemm`) takes the forward and input-gradient
 # matmuls whose contraction is at least this long, where oneDNN's rate falls (hinton2015, 2
 # threads, alternating runs: those matmuls ~200 -> ~160-175 ms per step). Shorter ones, and every
 # weight gradient, stay with oneDNN, which was as fast or faster there. None: never.
@@ -66,9 +66,9 @@ def _use_amx(k: int) -> bool:
 
 
 # The input gradients on the AMX GEMM also do the ReLU backward of the layer below in the GEMM's
-# epilogue (:func:`asrkd.train.amx_gemm.dgrad_relu_backward`, the same values bit for bit): the
+# epilogue (:func:`asrkd.kernels.amx_gemm.dgrad_relu_backward`, the same values bit for bit): the
 # gradient g never goes through memory and the separate pass over it goes. False: GEMM, then
-# :func:`~asrkd.train.bf16_kernels.relu_backward_t` (kept for comparison).
+# :func:`~asrkd.kernels.bf16_kernels.relu_backward_t` (kept for comparison).
 AMX_FUSED_RELU_BACKWARD = True
 # The fused form also takes contractions somewhat shorter than ``AMX_MIN_K``: on the 2000-class
 # layer's input gradient (2048 x 2000 x 2560, 2 threads, operands out of cache) it ran ~11.3 ms

@@ -1,6 +1,6 @@
 """Check a Kaldi-style data directory and list every problem with its file, line and utterance.
 
-Unlike :func:`asrkd.datadir.read_data_dir`, which stops at the first error, this reads the
+Unlike :func:`asrkd.data.datadir.read_data_dir`, which stops at the first error, this reads the
 tables leniently and keeps going, so that one run shows everything that is wrong:
 
 - tables: present, UTF-8, sorted (C order), unique ids, no empty values;
@@ -23,12 +23,12 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd.audio import read_audio_file
+from asrkd.data.audio import read_audio_file
 from asrkd.errors import AsrkdError
-from asrkd.framing import FrameSpec
+from asrkd.features.framing import FrameSpec
 from asrkd.logs import progress
 
-log = logging.getLogger("asrkd.validate")
+log = logging.getLogger("asrkd.data.validate")
 
 MIN_DURATION_S = FrameSpec().frame_length_ms / 1000.0  # shorter than one window: no frames
 MAX_DURATION_S = 3600.0  # an hour: surely a whole recording that needs segments

@@ -16,11 +16,11 @@ import logging
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asrkd.datadir import DataDir, Segment, read_data_dir, write_data_dir
+from asrkd.data.datadir import DataDir, Segment, read_data_dir, write_data_dir
 from asrkd.errors import AsrkdError
 from asrkd.fileio import remove_tree
 
-log = logging.getLogger("asrkd.datatools")
+log = logging.getLogger("asrkd.data.datatools")
 
 
 def hash_unit(key: str, seed: int) -> float:

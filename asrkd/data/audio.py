@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from asrkd.audioheader import missing_bytes
-from asrkd.datadir import Segment
+from asrkd.data.audioheader import missing_bytes
+from asrkd.data.datadir import Segment
 from asrkd.errors import AsrkdError
 
 

@@ -2,7 +2,7 @@
 ``torchaudio.compliance.kaldi.fbank``) for the same options, at dither 0.
 
 Per frame (Kaldi's ``FeatureWindowFunction`` / ``MelBanks``), for frame ``i`` of ``L`` samples
-starting at ``i*S`` (framing from :mod:`asrkd.framing`, the one frame-count function):
+starting at ``i*S`` (framing from :mod:`asrkd.features.framing`, the one frame-count function):
 
     x <- x * waveform_scale               (Kaldi reads 16-bit integers: scale 32768)
     x <- x - mean(x)                      (remove_dc_offset)
@@ -19,8 +19,7 @@ pocketfft (float32, one thread; torch's is ~0.1 s faster per 40 min of audio but
 torch costs seconds per worker process); power spectrum, mel filtering (each FFT bin feeds at most two filters, so a
 sparse loop instead of a dense ``(T, 257) @ (257, 40)`` matmul) and log are a second numba loop.
 
-CMVN statistics live in :mod:`asrkd.cmvn`; ``load_cmvn``/``apply_cmvn`` are re-exported here
-because the on-disk contract names them ``asrkd.features.*``.
+CMVN statistics live in :mod:`asrkd.features.cmvn`.
 """
 
 from __future__ import annotations
@@ -35,10 +34,9 @@ import numba
 import numpy as np
 import scipy.fft
 
-from asrkd.cmvn import apply_cmvn, load_cmvn  # noqa: F401  (re-exported: on-disk contract)
 from asrkd.config import to_dict
 from asrkd.errors import AsrkdError
-from asrkd.framing import FrameSpec, num_frames
+from asrkd.features.framing import FrameSpec, num_frames
 
 # Kaldi's floor for the power spectrum and mel energies: std::numeric_limits<float>::epsilon().
 EPSILON = float(np.finfo(np.float32).eps)

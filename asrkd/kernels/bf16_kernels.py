@@ -1,4 +1,4 @@
-"""Fused numba kernels of the bf16 CPU training step (:mod:`asrkd.train.fast_dnn`).
+"""Fused numba kernels of the bf16 CPU training step (:mod:`asrkd.kernels.fast_dnn`).
 
 bf16 tensors are passed as their raw bits (``int16`` numpy views, ``t.view(torch.int16)``): a
 bf16 value is the upper half of an fp32 value, so ``fp32_bits = bf16_bits << 16`` widens it

@@ -38,7 +38,7 @@ import yaml
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, read_json
 
-log = logging.getLogger("asrkd.report")
+log = logging.getLogger("asrkd.experiment.report")
 
 SYSTEMS = ("baseline", "ensemble", "distilled")
 # Default directory (under the experiment dir) of each system of Table 1.
@@ -494,7 +494,7 @@ def write_report(exp_dir: Path, out_dir: Path | None = None, dirs: dict[str, str
     results = collect_results(exp_dir, dirs)
     context = _context(exp_dir, dirs)
     if results["temperature_sweep"]:
-        from asrkd.report_plot import plot_temperature_sweep
+        from asrkd.experiment.report_plot import plot_temperature_sweep
 
         plot_temperature_sweep(results, out_dir / PLOT_NAME)
         context["plot"] = PLOT_NAME

@@ -54,7 +54,7 @@ from asrkd.fileio import (
     read_json,
     sha256_file,
 )
-from asrkd.units import (
+from asrkd.lang.units import (
     GraphemeTokenizer,
     LexiconTokenizer,
     SentencePieceTokenizer,
@@ -63,7 +63,7 @@ from asrkd.units import (
     train_sentencepiece,
 )
 
-log = logging.getLogger("asrkd.lang")
+log = logging.getLogger("asrkd.lang.inventory")
 
 FORMAT = "asrkd-lang"
 VERSION = 1

@@ -18,14 +18,14 @@ from typing import Iterator
 import kaldiio
 import numpy as np
 
-from asrkd.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.datadir import read_data_dir, write_table
+from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
+from asrkd.data.datadir import read_data_dir, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text, is_done, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
 from asrkd.logs import progress
 
-log = logging.getLogger("asrkd.kaldi_io")
+log = logging.getLogger("asrkd.data.kaldi_io")
 
 FEATS_DIR = "feats"
 

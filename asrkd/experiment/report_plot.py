@@ -10,7 +10,7 @@ from asrkd.fileio import atomic_write_bytes
 
 
 def plot_temperature_sweep(results: dict[str, Any], path: Path) -> None:
-    """``results``: :func:`asrkd.report.collect_results` output with a non-empty sweep."""
+    """``results``: :func:`asrkd.experiment.report.collect_results` output with a non-empty sweep."""
     import io
 
     import matplotlib

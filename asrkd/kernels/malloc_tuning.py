@@ -18,7 +18,7 @@ import ctypes
 import logging
 import sys
 
-log = logging.getLogger("asrkd.train.malloc_tuning")
+log = logging.getLogger("asrkd.kernels.malloc_tuning")
 
 _M_TRIM_THRESHOLD = -1  # glibc malloc.h
 _M_MMAP_THRESHOLD = -3

@@ -1,4 +1,4 @@
-/* bf16 GEMM with fp32 accumulation on Intel AMX (asrkd/train/amx_gemm.py builds and calls it).
+/* bf16 GEMM with fp32 accumulation on Intel AMX (asrkd/kernels/amx_gemm.py builds and calls it).
  *
  * C (M x N, bf16, row stride ldc) = A (M x K, bf16, row stride lda) @ B  [+ bias] [ReLU], where B
  * is either row-major K x N (stride ldb, b_trans = 0) or given as its transpose, row-major N x K

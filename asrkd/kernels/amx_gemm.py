@@ -8,7 +8,7 @@ of torch's bf16 matmul up to the order of the fp32 additions.
 
 Measured here (2 cores, issue 5): on the 2560-wide forward and input-gradient shapes it runs at
 ~2.1-2.3 TFLOP/s against oneDNN's ~2.0-2.2 alone, and inside the training step those matmuls take
-~160-175 ms per step instead of ~185-215 ms, so :mod:`asrkd.train.fast_dnn` uses it for them,
+~160-175 ms per step instead of ~185-215 ms, so :mod:`asrkd.kernels.fast_dnn` uses it for them,
 and for the weight gradient of the 2000-class layer (2560 x 2048 x 2000: ~9.5 ms in the step
 against oneDNN's ~12-13.5, whose rate drops when N is not a multiple of 64). It is no faster than
 oneDNN on the 1040-input layer or on the other weight gradients, which stay with oneDNN. The AMX unit itself does ~3.0 TFLOP/s per core with tiles in registers and ~2.5 with tile
@@ -21,7 +21,7 @@ missing or the build fails; ``ASRKD_AMX=0`` turns it off.
 
 :func:`dgrad_relu_backward` is the step's input gradient with the ReLU backward of the layer below
 done in the GEMM's epilogue (the values of the GEMM followed by
-:func:`asrkd.train.bf16_kernels.relu_backward_t`, bit for bit, without writing and rereading the
+:func:`asrkd.kernels.bf16_kernels.relu_backward_t`, bit for bit, without writing and rereading the
 gradient; hinton2015, 2 threads, per 2048 x 2560 x 2560 call with operands out of cache:
 ~13.7-14 ms against ~16 for the two).
 
@@ -47,7 +47,7 @@ from typing import Any
 
 import torch
 
-log = logging.getLogger("asrkd.train.amx_gemm")
+log = logging.getLogger("asrkd.kernels.amx_gemm")
 
 _SOURCE = Path(__file__).with_name("amx_gemm.c")
 # Explicit ISA flags (not -march=native) so that a cached build states what it needs; available()
@@ -204,7 +204,7 @@ def dgrad_relu_backward(a: torch.Tensor, b: torch.Tensor, h: torch.Tensor, *, b_
     """A layer's input gradient fused with the ReLU backward of the layer below; returns ``out``.
 
     g = a @ B as :func:`matmul` computes it (rounded to bf16), then, with g never written to memory,
-    the values of :func:`asrkd.train.bf16_kernels.relu_backward_t` bit for bit: ``out`` = dz =
+    the values of :func:`asrkd.kernels.bf16_kernels.relu_backward_t` bit for bit: ``out`` = dz =
     g * [h > 0] (rounded to bf16 again after multiplying by ``scale``, the dropout 1 / (1 - p), when
     it is not 1), ``db`` = the column sums of dz (fp32, summed in 64-row blocks in order, as
     there), and ``h_t`` = h^T when given.

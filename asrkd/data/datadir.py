@@ -112,7 +112,7 @@ def read_data_dir(path: Path) -> DataDir:
     """Read a data directory: the core tables, ``segments`` if present, and every other
     per-utterance ``utt2*`` table (utt2dur, utt2num_frames, corpus-specific ones) into ``extra``.
 
-    Only the file formats are checked here; :mod:`asrkd.validate` checks consistency."""
+    Only the file formats are checked here; :mod:`asrkd.data.validate` checks consistency."""
     path = Path(path)
     if not path.is_dir():
         raise AsrkdError(f"data directory not found: {path}")

@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from asrkd.cmvn import load_cmvn, mean_std
-from asrkd.datadir import read_table, write_table
+from asrkd.features.cmvn import load_cmvn, mean_std
+from asrkd.data.datadir import read_table, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_json, atomic_write_text, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
 from asrkd.logs import progress
 
-log = logging.getLogger("asrkd.augment")
+log = logging.getLogger("asrkd.features.augment")
 
 
 def augment_frames(x: np.ndarray, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator,

@@ -1,4 +1,4 @@
-"""Properties of the distillation loss (asrkd.kd_loss)."""
+"""Properties of the distillation loss (asrkd.train.loss)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from asrkd.errors import AsrkdError
-from asrkd.kd_loss import SoftTargets, kd_loss, soft_kl
+from asrkd.softtargets.formats import SoftTargets
+from asrkd.train.loss import kd_loss, soft_kl
 from asrkd.softtargets.formats import TargetFormat, encode_torch
 
 
