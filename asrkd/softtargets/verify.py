@@ -14,34 +14,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import feats_dir, read_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import DONE_MARKER, atomic_write_text, is_done, sha256_file
-
-META_SHA = "meta.sha256"
-
-
-def cache_files(directory: Path) -> list[str]:
-    """Relative paths of every checksummed file: all files but meta.json, meta.sha256,
-    completion markers and leftover temporary files."""
-    directory = Path(directory)
-    out = []
-    for p in sorted(directory.rglob("*")):
-        if not p.is_file():
-            continue
-        rel = p.relative_to(directory).as_posix()
-        if rel in ("meta.json", META_SHA) or p.name == DONE_MARKER or ".tmp" in p.name:
-            continue
-        out.append(rel)
-    return out
-
-
-def file_checksums(directory: Path) -> dict[str, str]:
-    return {rel: sha256_file(Path(directory) / rel) for rel in cache_files(directory)}
-
-
-def write_meta_checksum(directory: Path) -> None:
-    atomic_write_text(Path(directory) / META_SHA, sha256_file(Path(directory) / "meta.json") + "\n")
+from asrkd.fileio import DONE_MARKER, is_done, sha256_file
+from asrkd.framestore import FrameStore
+from asrkd.softtargets.cache import SoftTargetCache
+from asrkd.softtargets.checksums import META_SHA, cache_files, frame_counts_fingerprint
 
 
 def _integrity(d: Path) -> tuple[list[str], dict[str, Any] | None]:
@@ -87,8 +65,6 @@ def verify_cache(
     problems, meta = _integrity(d)
     if meta is None:
         return problems
-    from asrkd.softtargets.cache import SoftTargetCache, frame_counts_fingerprint
-
     counts: dict[str, int] | None = None
     try:
         counts = SoftTargetCache(d).frame_counts()
@@ -108,8 +84,6 @@ def verify_cache(
         if inv.get("fingerprint") and lang.fingerprint != inv["fingerprint"]:
             problems.append(f"labels: cache inventory fingerprint differs from {lang_dir}")
     if labels_dir is not None:
-        from asrkd.framestore import FrameStore
-
         attrs = FrameStore(Path(labels_dir)).attrs
         if attrs.get("num_classes") != inv.get("num_classes"):
             problems.append(f"labels: cache has {inv.get('num_classes')} classes, {labels_dir} {attrs.get('num_classes')}")
@@ -138,7 +112,7 @@ def _check_data(meta: dict[str, Any], counts: dict[str, int] | None, data_dir: P
         if bad:
             sample = ", ".join(f"{u}: {counts[u]} vs {expected[u]}" for u in bad[:3])
             problems.append(f"frame counts: {len(bad)} utterance(s) differ from {data_dir}/utt2num_frames: {sample}")
-    feats_meta = data_dir / "feats" / "meta.json"
+    feats_meta = feats_dir(data_dir) / "meta.json"
     if feats_meta.is_file():
         attrs = json.loads(feats_meta.read_text(encoding="utf-8")).get("attrs", {})
         fp = meta.get("features", {}).get("fingerprint")

@@ -12,29 +12,21 @@ A checkpoint is a dict of tensors, numbers, strings, lists and dicts::
     metrics          per-epoch metrics so far
     (train only)     optimizer, schedule, rng, position {epoch, step}, epoch_stats, nonfinite, best
 
-Untrusted files run no code: nothing here unpickles objects (DESIGN.md).
+Untrusted files run no code: nothing here unpickles objects (DESIGN.md). Reading a checkpoint
+(``torch.load(weights_only=True)``) and rebuilding its model for inference live in
+:mod:`asrkd.inference.model`, under training.
 """
 
 from __future__ import annotations
 
 import io
-import logging
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_bytes
-from asrkd.features.inputnorm import floor_from_state, normalize_input
-from asrkd.models import ModelConfig, build_model, model_config_from_dict
-
-log = logging.getLogger("asrkd.train.checkpoint")
-
-FORMAT = "asrkd-checkpoint"
-VERSION = 1
+from asrkd.inference.model import FORMAT, VERSION
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
@@ -43,44 +35,3 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     buf = io.BytesIO()
     torch.save({"format": FORMAT, "version": VERSION, **state}, buf)
     atomic_write_bytes(Path(path), buf.getvalue())
-
-
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    path = Path(path)
-    if not path.is_file():
-        raise AsrkdError(f"checkpoint not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise AsrkdError(f"cannot read checkpoint {path}: {e}") from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
-        raise AsrkdError(f"{path} is not an asrkd checkpoint")
-    return state
-
-
-@dataclass
-class LoadedModel:
-    """A model ready for inference: module in eval mode, its config, the input normalisation it
-    expects (noise floor ``(F,)`` or None, then CMVN)."""
-
-    module: torch.nn.Module
-    config: ModelConfig
-    cmvn: dict[str, Any] | None
-    meta: dict[str, Any]
-    path: Path
-    noise_floor: np.ndarray | None = None
-
-    def normalize(self, feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, F)`` stored features -> ``(T, F)`` this model's input."""
-        return normalize_input(feats, self.cmvn, self.noise_floor)
-
-
-def load_model(path: Path) -> LoadedModel:
-    """Rebuild a model from a checkpoint alone (architecture, weights, noise floor, CMVN)."""
-    state = load_checkpoint(path)
-    cfg = model_config_from_dict(state["model_config"])
-    model = build_model(cfg)
-    model.load_state_dict(state["model"])
-    model.eval()
-    meta = {k: state.get(k) for k in ("fingerprints", "metrics", "train_config", "kind")}
-    return LoadedModel(model, cfg, state.get("cmvn"), meta, Path(path), floor_from_state(state.get("noise_floor")))
