@@ -180,14 +180,18 @@ class FrameLoader:
         return chunk
 
     def gather(self, chunk: Chunk, rows: np.ndarray) -> Batch:
-        """The batch of chunk rows ``rows: (N,)``."""
+        """The batch of chunk rows ``rows: (N,)`` (in pinned memory when bound for a GPU)."""
         idx = window_index(rows, chunk.start[rows], chunk.end[rows], self.offsets)
+
+        def pinned(t: torch.Tensor) -> torch.Tensor:
+            return pin(t, self.device)
+
         return Batch(
-            x=pin(torch.from_numpy(chunk.feats[idx]), self.device),
-            labels=pin(torch.from_numpy(chunk.labels[rows].astype(np.int64)), self.device),
+            x=pinned(torch.from_numpy(chunk.feats[idx])),
+            labels=pinned(torch.from_numpy(chunk.labels[rows].astype(np.int64))),
             utts=torch.from_numpy(chunk.utt[rows]),
             frames=torch.from_numpy(chunk.frame[rows]),
-            soft=None if self.soft is None else self.soft.gather(chunk.soft, rows),
+            soft=None if self.soft is None else self.soft.gather(chunk.soft, rows).apply(pinned),
         )
 
     def _rows(self, epoch: int, start_step: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:
