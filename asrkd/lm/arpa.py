@@ -96,6 +96,15 @@ def _sections(f: IO[str], path: Path) -> Iterator[tuple[int, list[str], int]]:
         s = line.strip()
         if not s:
             continue
+        if s[0] != "\\":  # a data line (most lines) or a header line
+            if order:
+                rows.append(s)
+                continue
+            m = _NGRAM_HEADER.match(s)
+            if not m:
+                raise AsrkdError(f"{path}: unexpected line in the \\data\\ header: {s[:80]!r}")
+            header[int(m.group(1))] = int(m.group(2))
+            continue
         m = _SECTION.match(s)
         if m:
             if order:
@@ -105,32 +114,23 @@ def _sections(f: IO[str], path: Path) -> Iterator[tuple[int, list[str], int]]:
             if order:
                 yield order, rows, header.get(order, -1)
             return
-        elif order:
-            rows.append(s)
         else:
-            m = _NGRAM_HEADER.match(s)
-            if not m:
-                raise AsrkdError(f"{path}: unexpected line in the \\data\\ header: {s[:80]!r}")
-            header[int(m.group(1))] = int(m.group(2))
+            raise AsrkdError(f"{path}: unexpected line {s[:80]!r}")
     raise AsrkdError(f"{path}: ends without \\end\\ (truncated?)")
 
 
-def _parse(rows: list[str], k: int, path: Path) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """Words (space-joined), log10 p and log10 backoff of the lines of section ``k``."""
-    words, logp, bow = [], np.empty(len(rows)), np.zeros(len(rows))
-    for i, r in enumerate(rows):
-        parts = r.split()
-        if len(parts) not in (k + 1, k + 2):
-            raise AsrkdError(f"{path}: \\{k}-grams: line {r[:80]!r} has {len(parts)} fields, "
-                             f"expected {k + 1} or {k + 2}")
-        try:
-            logp[i] = float(parts[0])
-            if len(parts) == k + 2:
-                bow[i] = float(parts[-1])
-        except ValueError:
-            raise AsrkdError(f"{path}: \\{k}-grams: not a number in {r[:80]!r}") from None
-        words.append(" ".join(parts[1:k + 1]))
-    return words, logp, bow
+def _parse(rows: list[str], k: int, path: Path) -> tuple[list[list[str]], np.ndarray, np.ndarray]:
+    """Fields of the lines of section ``k``: ``[logp, w1..wk(, bow)]`` each, log10 p, log10 backoff."""
+    parts = [r.split() for r in rows]
+    for r, n in zip(rows, map(len, parts)):
+        if n != k + 1 and n != k + 2:
+            raise AsrkdError(f"{path}: \\{k}-grams: line {r[:80]!r} has {n} fields, expected {k + 1} or {k + 2}")
+    try:
+        logp = np.array([f[0] for f in parts], dtype=np.float64)
+        bow = np.array([f[k + 1] if len(f) == k + 2 else "0" for f in parts], dtype=np.float64)
+    except ValueError:
+        raise AsrkdError(f"{path}: \\{k}-grams: a probability or backoff weight is not a number") from None
+    return parts, logp, bow
 
 
 def load_arpa(path: Path) -> BackoffLM:
@@ -150,16 +150,17 @@ def load_arpa(path: Path) -> BackoffLM:
             raise AsrkdError(f"{path}: not valid UTF-8 ({e.reason})") from None
     if 1 not in sections:
         raise AsrkdError(f"{path}: no 1-grams")
-    vocab, logp1, bow1 = sections[1]
+    parts1, logp1, bow1 = sections[1]
+    vocab = [f[1] for f in parts1]
     index = {w: i for i, w in enumerate(vocab)}
     if len(index) != len(vocab):
         raise AsrkdError(f"{path}: a word is listed twice among the 1-grams")
     ids: list[np.ndarray] = [np.arange(len(vocab), dtype=np.int64).reshape(-1, 1)]
     logps, bows = [logp1], [bow1]
     for k in range(2, len(sections) + 1):
-        words, lp, bw = sections[k]
+        parts, lp, bw = sections[k]
         try:
-            flat = [index[w] for ws in words for w in ws.split(" ")]
+            flat = [index[w] for f in parts for w in f[1:k + 1]]
         except KeyError as e:
             raise AsrkdError(f"{path}: \\{k}-grams: word {e.args[0]!r} is not among the 1-grams") from None
         ids.append(np.array(flat, dtype=np.int64).reshape(-1, k))
