@@ -281,6 +281,34 @@ def test_pruning_shrinks_the_model_and_raises_perplexity_only_a_little() -> None
     assert np.allclose(lm.logp[2][rows], small.logp[2])
 
 
+def test_relative_entropy_of_a_removal_equals_the_brute_force_kl_divergence() -> None:
+    """Stolcke's closed form against P(h) KL(p(.|h) || p'(.|h)) over the whole vocabulary, for
+    single n-grams of orders 3 and 2 removed from the model."""
+    from asrkd.lm.prune import Pruner
+
+    lm, _ = _train(_sentences(13, 800, vocab=60), 3)
+    pr = Pruner(lm)
+    outcomes = np.array([i for i in range(lm.vocab_size) if i != lm.bos])
+    rng = np.random.default_rng(14)
+    for k in (3, 2):
+        # For bigrams, every trigram goes first (each bigram is the prefix or suffix of one).
+        keep_all = [np.full(len(w), j <= k, dtype=bool) for j, w in enumerate(lm.word, 1)]
+        base = pr.apply(keep_all)
+        rows = rng.choice(len(lm.word[k - 1]), size=8, replace=False)
+        closed_form = pr._entropy_rise(k, rows, keep_all[k - 1])
+        hist = lm.ngram_ids(k - 1)
+        for row, d in zip(rows, closed_form):
+            keep = [m.copy() for m in keep_all]
+            keep[k - 1][row] = False
+            small = pr.apply(keep)
+            h = hist[lm.prefix[k - 1][row]]
+            ctx = np.tile(h, (len(outcomes), 1))
+            p, q = 10.0 ** base.logprob_ids(outcomes, ctx), 10.0 ** small.logprob_ids(outcomes, ctx)
+            assert q.sum() == pytest.approx(1.0, abs=1e-9)
+            brute = pr.hist[k - 2][lm.prefix[k - 1][row]] * np.sum(p * np.log(p / q))
+            assert d == pytest.approx(brute, rel=1e-6, abs=1e-15)
+
+
 def test_pruning_to_a_size_and_count_cutoffs() -> None:
     train = _sentences(9, 2000, vocab=200)
     lm, tables = _train(train, 3)

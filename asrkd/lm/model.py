@@ -157,7 +157,8 @@ class BackoffLM:
             live = ~done & (ctx >= 0)
             g = np.full(n, -1, dtype=np.int64)
             g[live] = self.find(j + 1, ctx[live] * V + words[live])
-            lp = np.where(g >= 0, self.logp[j][np.maximum(g, 0)], np.nan)
+            lp = np.full(n, np.nan)
+            lp[g >= 0] = self.logp[j][g[g >= 0]]
             hit = live & ~np.isnan(lp)
             out[hit] += lp[hit]
             done |= hit

@@ -22,6 +22,11 @@ An n-gram is never removed while a longer kept n-gram needs it: as its prefix (t
 holds the backoff weight) or as its suffix (the backoff target). The result is closed under
 prefixes and suffixes, as KenLM's and Kaldi's tools expect. Pruning to a size searches the
 threshold (bisection on its logarithm) that leaves at most the requested number of n-grams.
+
+Relative-entropy pruning of a Kneser-Ney model loses more than its criterion promises once it
+is heavy, because Kneser-Ney's lower orders are continuation distributions, poor on their own
+(Chelba et al. 2010); at the same size, count cut-offs then give a lower perplexity (measured on
+LJ Speech and synth: recipes/ljspeech/README.md). Light pruning (1e-7) costs about 1-2%.
 """
 
 from __future__ import annotations
