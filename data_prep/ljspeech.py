@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_text
+from asrkd.fileio import write_text_if_changed
 from asrkd.text import normalize_text
 from common import Utt, base_parser, main, split_keys, transcript, utt_id
 
@@ -56,7 +56,7 @@ def write_lm_text(lm_meta: Path, clips: set[str], held_out: set[str], out: Path)
     kept = [t for t in sents if t not in held_out]
     if len(kept) < len(sents):
         log.warning("%s: %d sentence(s) equal to a dev/test transcript left out", lm_meta, len(sents) - len(kept))
-    atomic_write_text(out, "".join(t + "\n" for t in kept))
+    write_text_if_changed(out, "".join(t + "\n" for t in kept))
     log.info("LM text: %d sentences, %d words -> %s", len(kept), sum(len(t.split()) for t in kept), out)
 
 

@@ -65,6 +65,7 @@ def test_synth_lm_text_leaves_out_every_sentence_of_the_corpus(tmp_path: Path) -
     assert len(used) == 19 and not used & set(out)
     assert set(out) == {normalize_text(s) for s in sents} - used | {"VERSE 12 IS HERE", "SHORT ONE"}
     assert info["sentences"] == len(out) and info["excluded_sentences"] == {"train": 10, "dev": 4, "test": 5}
-    before = (corpus / "lm_text.txt").read_bytes()
+    before, mtime = (corpus / "lm_text.txt").read_bytes(), (corpus / "lm_text.txt").stat().st_mtime_ns
     write_lm_text(corpus)
     assert (corpus / "lm_text.txt").read_bytes() == before  # deterministic
+    assert (corpus / "lm_text.txt").stat().st_mtime_ns == mtime  # and not rewritten (a rerun changes nothing)

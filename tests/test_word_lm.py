@@ -417,3 +417,26 @@ def test_perplexity_matches_kenlm_lmplz(tmp_path: Path) -> None:
     ours, _ = _train(train, 3)
     theirs = load_arpa(tmp_path / "kenlm.arpa")
     assert score_text(ours, held).ppl == pytest.approx(score_text(theirs, held).ppl, rel=1e-5)
+
+
+def test_lm_text_files_are_normalised_and_may_be_gzipped(tmp_path: Path) -> None:
+    from asrkd.lm.train import read_text_file
+
+    text = "Hello, world -- it's 5 o'clock!\n\n  \nSecond   line.\n"
+    (tmp_path / "a.txt").write_text(text)
+    (tmp_path / "a.txt.gz").write_bytes(gzip.compress(text.encode()))
+    expected = [["HELLO", "WORLD", "IT'S", "5", "O'CLOCK"], ["SECOND", "LINE"]]
+    assert read_text_file(tmp_path / "a.txt") == read_text_file(tmp_path / "a.txt.gz") == expected
+
+
+def test_train_lm_command(tmp_path: Path, lm_inputs: LMInputs, capsys: pytest.CaptureFixture) -> None:
+    from asrkd.cli import main
+
+    args = ["train-lm", "--out", str(tmp_path / "lm"), "--dev", str(lm_inputs.dev), "--test", str(lm_inputs.test)]
+    assert main([*args, "--train-data", str(lm_inputs.test)]) == 2
+    assert "never trained on test" in capsys.readouterr().err
+    assert main([*args, "--text", str(lm_inputs.texts[0]), "--train-data", str(lm_inputs.train_dirs[0]),
+                 "--set", "order=2"]) == 0
+    out = capsys.readouterr().out
+    assert "2-grams" in out and "dev: perplexity" in out and "OOV rate" in out
+    assert load_arpa(tmp_path / "lm" / "lm.arpa").order == 2

@@ -19,7 +19,7 @@ from typing import Any
 
 from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_text, read_json
+from asrkd.fileio import read_json, write_text_if_changed
 from asrkd.text import normalize_text
 
 from .corpus import SPLITS, SynthOptions, sentence_pools, source_text
@@ -63,7 +63,8 @@ def write_lm_text(out_dir: Path) -> dict[str, Any]:
     used = corpus_sentences(out_dir, opts, text)
     exclude = set().union(*used.values())
     sents = lm_sentences(text, exclude)
-    atomic_write_text(out_dir / LM_TEXT, "".join(s + "\n" for s in sents))
+    if not write_text_if_changed(out_dir / LM_TEXT, "".join(s + "\n" for s in sents)):
+        log.info("%s: unchanged, kept as it is", out_dir / LM_TEXT)
     info = {"sentences": len(sents), "words": sum(len(s.split()) for s in sents),
             "excluded_sentences": {split: len(v) for split, v in used.items()}}
     log.info("LM text: %d sentences, %d words (corpus sentences left out: %s) -> %s", info["sentences"],
