@@ -440,3 +440,26 @@ def test_train_lm_command(tmp_path: Path, lm_inputs: LMInputs, capsys: pytest.Ca
     out = capsys.readouterr().out
     assert "2-grams" in out and "dev: perplexity" in out and "OOV rate" in out
     assert load_arpa(tmp_path / "lm" / "lm.arpa").order == 2
+
+
+def test_upper_case_unk_is_the_unknown_word(tmp_path: Path) -> None:
+    (tmp_path / "lm.arpa").write_text(HAND_ARPA.replace("<unk>", "<UNK>"))
+    lm = load_arpa(tmp_path / "lm.arpa")
+    assert lm.logprob("ZEBRA") == pytest.approx(-2.0) and not lm.in_vocab("<UNK>")
+    assert score_text(lm, [["ZEBRA", "A"]]).oovs == 1
+
+
+def test_a_capped_vocabulary_counts_the_other_words_as_unk(tmp_path: Path) -> None:
+    sents = _sentences(15, 500, vocab=100)
+    cfg = LMConfig(order=3, max_vocab=20)
+    text = tmp_path / "t.txt"
+    text.write_text("".join(" ".join(s) + "\n" for s in sents))
+    train_lm(cfg, LMInputs((text,)), tmp_path / "lm")
+    lm = load_arpa(tmp_path / "lm" / "lm.arpa")
+    assert lm.vocab_size == 23 and lm.unk >= 0
+    counts = Counter(w for s in sents for w in s)
+    rare = min(counts, key=counts.get)
+    assert not lm.in_vocab(rare) and lm.logprob(rare) == lm.logprob(UNK) > math.log10(0.01)
+    assert lm.num_ngrams()[1] > 0 and any(UNK in lm.vocab[i] for i in lm.ngram_ids(2).ravel())
+    for h in [[], [BOS], [UNK], ["W0", UNK], [UNK, UNK]]:
+        assert _distribution_sum(lm, h) == pytest.approx(1.0, abs=1e-6), h

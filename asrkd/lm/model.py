@@ -13,8 +13,9 @@ model and is only kept as the context of longer ones (an ARPA file may list ``a 
 
 Probabilities follow ARPA semantics: ``p(w | h) = p(h w)`` if ``h w`` is listed, else
 ``bow(h) p(w | h[1:])``, with ``bow(h) = 1`` when ``h`` is not listed. ``<s>`` is a context only
-(ARPA's -99); ``</s>`` is predicted; ``<unk>``, when in the vocabulary, stands for every word
-outside it (an open vocabulary); without it an out-of-vocabulary word has probability 0.
+(ARPA's -99); ``</s>`` is predicted; ``<unk>`` (or ``<UNK>``), when in the vocabulary, stands
+for every word outside it (an open vocabulary); without it an out-of-vocabulary word has
+probability 0.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np
 from asrkd.errors import AsrkdError
 
 UNK, BOS, EOS = "<unk>", "<s>", "</s>"
+UNK_SPELLINGS = (UNK, "<UNK>")  # LMs made for upper-case text (Kaldi's LibriSpeech recipe) spell it so
 
 
 def find_sorted(table: np.ndarray, keys: np.ndarray) -> np.ndarray:
@@ -96,8 +98,11 @@ class BackoffLM:
 
     @property
     def unk(self) -> int:
-        """Id of ``<unk>``, or -1 for a closed-vocabulary model."""
-        return self.index.get(UNK, -1)
+        """Id of ``<unk>`` (or ``<UNK>``), or -1 for a closed-vocabulary model."""
+        for w in UNK_SPELLINGS:
+            if w in self.index:
+                return self.index[w]
+        return -1
 
     def num_ngrams(self) -> list[int]:
         """N-grams per order (rows that are only contexts are not counted; ``<s>`` is)."""
@@ -110,7 +115,7 @@ class BackoffLM:
 
     def in_vocab(self, word: str) -> bool:
         """Is ``word`` a vocabulary word (``<unk>`` itself is not one: it stands for the rest)?"""
-        return word in self.index and word != UNK
+        return word in self.index and word not in UNK_SPELLINGS
 
     # ---- lookups ------------------------------------------------------------------------
     def find(self, order: int, keys: np.ndarray) -> np.ndarray:

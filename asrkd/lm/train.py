@@ -209,7 +209,7 @@ def train_lm(cfg: LMConfig, inputs: LMInputs, out_dir: Path, force: bool = False
         "fingerprint": fp,
         "config": to_dict(cfg),
         "order": lm.order,
-        "vocab_size": sum(1 for w in lm.vocab if w not in (BOS, EOS, UNK)),
+        "vocab_size": sum(1 for w in lm.vocab if lm.in_vocab(w) and w not in (BOS, EOS)),
         "open_vocabulary": lm.unk >= 0,
         "ngrams": lm.num_ngrams(),
         "prune_threshold_used": threshold,
