@@ -21,6 +21,7 @@ checksum (no network, no training at decode time).
 from __future__ import annotations
 
 import logging
+import re
 import time
 import unicodedata
 from pathlib import Path
@@ -69,33 +70,25 @@ class G2P:
 
     def save(self, path: Path | str) -> None:
         with open(path, "wb") as f:
-            np.savez(f, **self.arrays)  # uncompressed: loads fast, memory-mappable
+            np.savez(f, **self.arrays)  # uncompressed: loads fast
 
     def spellable(self, word: str) -> str:
-        """The word folded onto the model's alphabet (see the module docstring); digits stay."""
+        """The word folded onto the model's alphabet and decimal digits (module docstring)."""
         out = []
         for ch in word.upper():
-            if ch in self._letter_id or ch.isdigit():
-                out.append(ch)
-                continue
-            for c in unicodedata.normalize("NFKD", ch):
-                if c in self._letter_id:
+            for c in ch if ch in self._letter_id else unicodedata.normalize("NFKD", ch):
+                if c in self._letter_id or c.isdecimal():
                     out.append(c)
         return "".join(out)
 
     def pronounce(self, word: str) -> list[str]:
         """Phones of ``word`` (a normalised word: upper case)."""
         phones: list[str] = []
-        run = ""
-        for ch in self.spellable(word) + " ":
-            if ch.isdigit() or ch == " ":
-                if run:
-                    phones += self._decode(run)
-                    run = ""
-                if ch != " ":
-                    phones += self._digits.get(str(unicodedata.digit(ch, "")), [])
+        for run in re.findall(r"\d|\D+", self.spellable(word)):
+            if run.isdecimal():
+                phones += self._digits.get(str(unicodedata.decimal(run)), [])
             else:
-                run += ch
+                phones += self._decode(run)
         if not phones:
             raise AsrkdError(f"word {word!r}: no letter the G2P can pronounce")
         return phones
