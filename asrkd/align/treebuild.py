@@ -148,6 +148,32 @@ class _Splitter:
         return best
 
 
+@numba.njit(cache=True, nogil=True)
+def _merge_costs(rows: np.ndarray, cols: np.ndarray, c: np.ndarray, x: np.ndarray, xx: np.ndarray, ll: np.ndarray,
+                 floor: np.ndarray, out: np.ndarray) -> None:
+    """``out[a, b]`` = log-likelihood lost by merging clusters ``rows[a]`` and ``cols[b]``
+    (:func:`asrkd.align.treestats.gauss_loglik` of each minus that of the union)."""
+    D = x.shape[1]
+    log2pi = math.log(2.0 * math.pi)
+    for a in range(rows.shape[0]):
+        i = rows[a]
+        for b in range(cols.shape[0]):
+            j = cols[b]
+            n = c[i] + c[j]
+            merged = 0.0
+            if n > 0:
+                s = 0.0
+                for d in range(D):
+                    mean = (x[i, d] + x[j, d]) / n
+                    ml = (xx[i, d] + xx[j, d]) / n - mean * mean
+                    if ml < 0.0:
+                        ml = 0.0
+                    v = ml if ml > floor[d] else floor[d]
+                    s += math.log(v) + ml / v
+                merged = -0.5 * n * (D * log2pi + s)
+            out[a, b] = ll[i] + ll[j] - merged
+
+
 class _Merger:
     """Dense pairwise merge costs of one group of clusters; clusters merge into the lower index."""
 
@@ -157,12 +183,8 @@ class _Merger:
         self.c, self.x, self.xx, self.ll, self.floor = c, x, xx, ll, floor  # shared arrays, by cluster id
         m = members.size
         self.alive = np.ones(m, dtype=bool)
-        self.cost = np.full((m, m), np.inf)
-        for a in range(0, m, 64):  # chunks of rows: (64, m, D) at a time
-            rows = members[a : a + 64]
-            cc = c[rows][:, None] + c[members][None, :]
-            merged = gauss_loglik(cc, x[rows][:, None] + x[members][None], xx[rows][:, None] + xx[members][None], floor)
-            self.cost[a : a + 64] = ll[rows][:, None] + ll[members][None, :] - merged
+        self.cost = np.empty((m, m))
+        _merge_costs(members, members, c, x, xx, ll, floor, self.cost)
         np.fill_diagonal(self.cost, np.inf)
         self.rowmin = self.cost.min(1) if m else np.zeros(0)
         self.rowarg = self.cost.argmin(1) if m else np.zeros(0, dtype=np.int64)
@@ -185,10 +207,10 @@ class _Merger:
         self.cost[b, :] = np.inf
         self.cost[:, b] = np.inf
         live = np.flatnonzero(self.alive)
-        g = self.members[live]
-        merged = gauss_loglik(self.c[g] + self.c[ga], self.x[g] + self.x[ga], self.xx[g] + self.xx[ga], self.floor)
+        out = np.empty((1, live.size))
+        _merge_costs(self.members[a : a + 1], self.members[live], self.c, self.x, self.xx, self.ll, self.floor, out)
         row = np.full(self.members.size, np.inf)
-        row[live] = self.ll[g] + self.ll[ga] - merged
+        row[live] = out[0]
         row[a] = np.inf
         self.cost[a, :] = row
         self.cost[:, a] = row
