@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd.commands._common import add_config_args, add_force_arg, config_from_args
+from asrkd.commands._common import add_config_args, add_force_arg, add_no_verify_arg, config_from_args
 
 NAME = "align"
 HELP = "flat-start Viterbi training of frame labels, or aligning a set with a trained aligner"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     p.add_argument("data_dir", type=Path, help="data directory with feats/ (compute-feats)")
     p.add_argument("lang_dir", type=Path, help="data/lang (make-units)")
     p.add_argument("--name", default="flatstart", help="label set name: DATA/labels/NAME (default flatstart)")
