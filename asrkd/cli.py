@@ -64,10 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose)
-    if getattr(args, "no_verify", False):
+    if hasattr(args, "no_verify"):  # commands that read frame stores
         from asrkd.framestore import set_verify_on_open
 
-        set_verify_on_open(False)
+        set_verify_on_open(not args.no_verify)
     log.debug("command line: %s", " ".join(sys.argv))
     try:
         rc = args._run(args)
