@@ -155,3 +155,67 @@ def test_os_errors_become_an_error_line(tmp_path: Path, capsys, monkeypatch) -> 
     assert _train(tmp_path, tmp_path / "exp") == 2
     err = capsys.readouterr().err
     assert "error: No space left on device" in err and "Traceback" not in err
+
+
+def test_malicious_checkpoint_is_refused_without_weights_only_advice(tmp_path: Path, capsys) -> None:
+    import torch
+
+    class Evil:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    torch.save({"format": "asrkd-checkpoint", "x": Evil()}, tmp_path / "evil.pt")
+    make_data_dir(tmp_path / "train")
+    assert main(["cache-targets", "--model", str(tmp_path / "evil.pt"), "--feats", str(tmp_path / "train"),
+                 "--T", "2", "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "refused to load" in err and "weights_only" not in err
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_truncated_last_checkpoint_names_the_way_out(tmp_path: Path, capsys) -> None:
+    make_data_dir(tmp_path / "train")
+    make_data_dir(tmp_path / "dev", num_utts=8, seed=3)
+    out = tmp_path / "exp"
+    assert _train(tmp_path, out) == 0
+    (out / ".done").unlink()
+    last = out / "last.pt"
+    if not last.is_file():  # the run may keep only final.pt: make the interrupted state by hand
+        (out / "final.pt").rename(last)
+    last.write_bytes(last.read_bytes()[: last.stat().st_size // 3])
+    assert _train(tmp_path, out) == 2
+    err = capsys.readouterr().err
+    assert "last.pt" in err and "truncated" in err and "rerun with --force" in err
+    assert _train(tmp_path, out, "--force") == 0
+
+
+@pytest.mark.parametrize("kind", ["pickle", "foreign-npz", "garbage"])
+def test_bad_alignment_model_is_an_error_line(tmp_path: Path, capsys, kind: str) -> None:
+    import pickle
+
+    model = tmp_path / "m.gmm.npz"
+    if kind == "pickle":
+        model.write_bytes(pickle.dumps({"class_start": [0, 1]}))
+    elif kind == "foreign-npz":
+        np.savez(model, weights=np.zeros(3))  # another program's .npz: none of the expected arrays
+    else:
+        model.write_bytes(b"PK\x03\x04 not really a zip")
+    from asrkd.align.gmm import DiagGmm
+    from asrkd.errors import AsrkdError
+
+    with pytest.raises(AsrkdError, match="is not an asrkd alignment model"):
+        DiagGmm.load(model)
+
+
+def test_unknown_utterance_in_utt2spk_is_an_error_line(tmp_path: Path, capsys) -> None:
+    from asrkd.data.datadir import write_table
+
+    d = tmp_path / "d"
+    d.mkdir()
+    write_table(d / "wav.scp", {"spk1-a": str(tmp_path / "a.wav")})
+    write_table(d / "text", {"spk1-a": "A", "spk1-b": "B"})
+    write_table(d / "utt2spk", {"spk1-a": "spk1", "spk1-b": "spk1"})
+    write_table(d / "spk2utt", {"spk1": "spk1-a spk1-b"})
+    assert main(["compute-feats", str(d)]) == 2
+    err = capsys.readouterr().err
+    assert "spk1-b" in err and "no recording in wav.scp" in err and "Traceback" not in err
