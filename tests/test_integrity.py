@@ -121,8 +121,8 @@ def test_range_in_a_yaml_file_is_checked_too(tmp_path: Path) -> None:
     from asrkd.errors import AsrkdError
     from asrkd.train.config import load_train_config
 
-    (tmp_path / "c.yaml").write_text("optim:\n  lr: 0\n")
-    with pytest.raises(AsrkdError, match=r"optim.lr: 0.0 is outside the valid range \(0, inf\).*c.yaml"):
+    (tmp_path / "c.yaml").write_text("optim:\n  lr: -1\n")  # 0 is allowed: frozen weights
+    with pytest.raises(AsrkdError, match=r"optim.lr: -1.0 is outside the valid range \[0, inf\).*c.yaml"):
         load_train_config(tmp_path / "c.yaml")
 
 

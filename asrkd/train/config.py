@@ -33,7 +33,7 @@ class OptimConfig:
     eps: float = 1e-8  # Adam epsilon
     weight_decay: float = 0.0  # L2 weight decay (coupled)
     grad_clip: float = 5.0  # max global gradient norm (0 = no clipping)
-    RANGES: ClassVar[dict[str, str]] = {"lr": "(0, inf)", "momentum": "[0, 1)", "beta1": "[0, 1)",
+    RANGES: ClassVar[dict[str, str]] = {"lr": "[0, inf)", "momentum": "[0, 1)", "beta1": "[0, 1)",
                                         "beta2": "[0, 1)", "eps": "(0, inf)", "weight_decay": "[0, inf)",
                                         "grad_clip": "[0, inf)"}
 
