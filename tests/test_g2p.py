@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from asrkd.align.questions import default_roots
 from asrkd.cli import main
 from asrkd.errors import AsrkdError
 from asrkd.lang.g2p import G2P, held_out_split, phone_error_rate, train_g2p
@@ -136,6 +137,12 @@ def test_position_dependent_names(tmp_path: Path) -> None:
     assert [[lang.units[u] for u in w] for w in wu] == [["AH_S"], ["AE_B", "N_E"], ["AE_B", "N_I", "AH_E"]]
     plain = make_lang(["A AN"], tmp_path / "plain", LangConfig(unit_type="lexicon", lexicon=str(lex)))
     assert plain.units == ["<sil>", "AE", "AH", "N"] and plain.fingerprint != lang.fingerprint
+    # Tree roots: a phone's four position variants share its roots (Kaldi's roots.txt).
+    roots = default_roots(lang, shared=True, split_silence=False)
+    assert [[lang.units[u] for u in r["units"]] for r in roots] == [["<sil>"]] + [
+        [f"{p}_{s}" for s in "BIES"] for p in ["AE", "AH", "N"]]
+    assert [r["split"] for r in roots] == [False, True, True, True]
+    assert len(default_roots(plain, shared=False, split_silence=True)) == 4 * 3
 
 
 def test_oov_words_get_listed_pronunciations(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:

@@ -116,6 +116,7 @@ class Lang:
     class_unit: np.ndarray  # (C,) int32: unit of each class
     class_state: np.ndarray  # (C,) int32: state of each class inside its unit
     silence_unit: int = 0
+    position_dependent_phones: bool = False  # units are phones in word positions (AH_B ...)
     tokenizer: Tokenizer | None = field(default=None, repr=False)
     _unit_index: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -339,6 +340,7 @@ def load_lang(directory: Path | str) -> Lang:
         class_unit=class_unit,
         class_state=class_state,
         silence_unit=0,
+        position_dependent_phones=bool(meta.get("position_dependent_phones", False)),
         tokenizer=tokenizer,
         _unit_index={u: i for i, u in enumerate(units)},
     )
