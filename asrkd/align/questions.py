@@ -34,6 +34,7 @@ from asrkd.errors import AsrkdError
 from asrkd.lang.dtree import BOUNDARY_NAME, value_column
 from asrkd.lang.inventory import Lang
 from asrkd.lang.tree import BOUNDARY
+from asrkd.lang.units import base_phone
 
 log = logging.getLogger("asrkd.align.questions")
 
@@ -169,15 +170,21 @@ def state_question_table(max_states: int, width: int) -> np.ndarray:
 
 
 def default_roots(lang: Lang, shared: bool, split_silence: bool) -> list[dict]:
-    """One root per unit (``shared``) or per (unit, state); silence split only if ``split_silence``."""
+    """One root per unit (``shared``) or per (unit, state); silence split only if ``split_silence``.
+    Word-position-dependent phones share their phone's roots (``AH_B AH_E AH_I AH_S``, as Kaldi's
+    roots.txt): the position is then a question of the tree, not a separate root."""
+    groups: dict[str, list[int]] = {}
+    for u, name in enumerate(lang.units):
+        key = base_phone(name) if lang.position_dependent_phones and u != lang.silence_unit else name
+        groups.setdefault(key, []).append(u)
     roots = []
-    for u in range(len(lang.units)):
-        split = split_silence or u != lang.silence_unit
-        states = list(range(int(lang.unit_num_states[u])))
+    for units in groups.values():
+        split = split_silence or lang.silence_unit not in units
+        states = list(range(int(lang.unit_num_states[units[0]])))
         if shared:
-            roots.append({"units": [u], "states": states, "split": split})
+            roots.append({"units": units, "states": states, "split": split})
         else:
-            roots += [{"units": [u], "states": [s], "split": split} for s in states]
+            roots += [{"units": units, "states": [s], "split": split} for s in states]
     return roots
 
 
