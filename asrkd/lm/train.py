@@ -31,7 +31,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, ClassVar, Literal, Sequence
 
 from asrkd.config import save_config, to_dict
 from asrkd.data.datadir import read_table
@@ -54,6 +54,8 @@ LM_FORMAT = "asrkd-word-lm"
 
 @dataclass(frozen=True)
 class LMConfig:
+    RANGES: ClassVar[dict[str, str]] = {"order": "[1, 6]", "max_vocab": "[0, inf)", "prune_threshold": "[0, inf)",
+                                        "max_ngrams": "[0, inf)"}
     kind: Literal["kneser-ney", "word-loop"] = "kneser-ney"  # word-loop: a grammar, any sequence of the input words, all equally likely
     order: int = 3  # n-gram order (kneser-ney), 1..6
     max_vocab: int = 0  # vocabulary cap: every training-transcript word plus the LM text's most frequent others; 0: every word
@@ -157,8 +159,8 @@ def estimate(cfg: LMConfig, text: Sequence[Sequence[str]], transcripts: Sequence
     if cfg.kind == "word-loop":
         lm = word_loop([w for s in [*text, *transcripts] for w in s])
         return lm, {}
-    if not 1 <= cfg.order <= 6:
-        raise AsrkdError(f"LM order must be 1..6, got {cfg.order}")
+    if any(c < 0 for c in cfg.cutoffs):
+        raise AsrkdError(f"LM count cut-offs must be >= 0, got {list(cfg.cutoffs)}")
     vocab = build_vocab(text, transcripts, cfg.max_vocab)
     index = {w: i for i, w in enumerate(vocab)}
     enc = encode([*text, *transcripts], index, index[BOS], index[EOS], index[UNK])
