@@ -379,6 +379,16 @@ def test_train_lm_writes_arpa_and_json_and_skips_when_complete(tmp_path: Path, l
     assert sum(on_disk["unpruned"]["ngrams"]) > sum(on_disk["ngrams"])
     assert on_disk["test"]["sentences_in_lm_text"] >= 0
     assert on_disk["open_vocabulary"] and "W0" in load_arpa(out / "lm.arpa").index
+    # The ARPA that train-lm wrote gives back the in-memory model's probabilities.
+    from asrkd.lm.evaluate import sentence_queries
+    from asrkd.lm.train import estimate, read_text_file, read_transcripts
+
+    text = read_text_file(lm_inputs.texts[0])
+    full, info = estimate(cfg, text, read_transcripts(lm_inputs.train_dirs[0]))
+    mem, _ = prune(full, threshold=cfg.prune_threshold)
+    disk = load_arpa(out / "lm.arpa")
+    w, c, _ = sentence_queries(mem, text[:100] + read_transcripts(lm_inputs.dev))
+    assert np.max(np.abs(mem.logprob_ids(w, c) - disk.logprob_ids(w, c))) < 1e-6
     mtime = (out / "lm.arpa").stat().st_mtime_ns
     assert train_lm(cfg, lm_inputs, out)["fingerprint"] == res["fingerprint"]  # skipped
     assert (out / "lm.arpa").stat().st_mtime_ns == mtime

@@ -134,38 +134,44 @@ def _parse(rows: list[str], k: int, path: Path) -> tuple[list[list[str]], np.nda
 
 
 def load_arpa(path: Path) -> BackoffLM:
-    """Read an ARPA file (plain or gzip) into a :class:`BackoffLM` (see module docstring)."""
+    """Read an ARPA file (plain or gzip) into a :class:`BackoffLM` (see module docstring).
+
+    Each section becomes arrays as soon as it is read, so the text of one section at a time is
+    held (a few million n-grams read in seconds; a file of tens of millions needs GBs)."""
     path = Path(path)
+    vocab: list[str] = []
+    index: dict[str, int] = {}
+    ids: list[np.ndarray] = []
+    logps: list[np.ndarray] = []
+    bows: list[np.ndarray] = []
     with _open_text(path) as f:
         try:
-            sections = {}
             for k, rows, expected in _sections(f, path):
-                if k in sections or k != len(sections) + 1:
+                if k != len(ids) + 1:
                     raise AsrkdError(f"{path}: section \\{k}-grams: out of order or repeated")
                 if expected != len(rows):
                     log.warning("%s: \\%d-grams: header says %d n-grams, %d listed", path, k, expected, len(rows))
-                sections[k] = _parse(rows, k, path)
+                parts, lp, bw = _parse(rows, k, path)
                 del rows
+                if k == 1:
+                    vocab = [p[1] for p in parts]
+                    index = {w: i for i, w in enumerate(vocab)}
+                    if len(index) != len(vocab):
+                        raise AsrkdError(f"{path}: a word is listed twice among the 1-grams")
+                    flat = list(range(len(vocab)))
+                else:
+                    try:
+                        flat = [index[w] for p in parts for w in p[1:k + 1]]
+                    except KeyError as e:
+                        raise AsrkdError(f"{path}: \\{k}-grams: word {e.args[0]!r} is not among the 1-grams") from None
+                del parts
+                ids.append(np.array(flat, dtype=np.int64).reshape(-1, k))
+                logps.append(lp)
+                bows.append(bw)
         except UnicodeDecodeError as e:
             raise AsrkdError(f"{path}: not valid UTF-8 ({e.reason})") from None
-    if 1 not in sections:
+    if not ids:
         raise AsrkdError(f"{path}: no 1-grams")
-    parts1, logp1, bow1 = sections[1]
-    vocab = [f[1] for f in parts1]
-    index = {w: i for i, w in enumerate(vocab)}
-    if len(index) != len(vocab):
-        raise AsrkdError(f"{path}: a word is listed twice among the 1-grams")
-    ids: list[np.ndarray] = [np.arange(len(vocab), dtype=np.int64).reshape(-1, 1)]
-    logps, bows = [logp1], [bow1]
-    for k in range(2, len(sections) + 1):
-        parts, lp, bw = sections[k]
-        try:
-            flat = [index[w] for f in parts for w in f[1:k + 1]]
-        except KeyError as e:
-            raise AsrkdError(f"{path}: \\{k}-grams: word {e.args[0]!r} is not among the 1-grams") from None
-        ids.append(np.array(flat, dtype=np.int64).reshape(-1, k))
-        logps.append(lp)
-        bows.append(bw)
     lm = _build(vocab, ids, logps, bows, path)
     log.info("%s: order %d, vocabulary %d, n-grams %s", path, lm.order, lm.vocab_size, lm.num_ngrams())
     return lm
