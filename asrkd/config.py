@@ -15,6 +15,7 @@ Nested dataclasses are sections: ``--set model.hidden_dim=1024``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -25,6 +26,10 @@ import yaml
 from asrkd.errors import AsrkdError
 
 T = TypeVar("T")
+
+
+# Scientific notation that YAML 1.1 (PyYAML) leaves a string: a mantissa without a dot (1e-7, -2E3).
+_YAML11_MISSED_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 def _type_name(tp: Any) -> str:
@@ -75,6 +80,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise AsrkdError(f"config {where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str) and _YAML11_MISSED_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-7 (no dot) as a string; a float field means the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise AsrkdError(f"config {where}: expected a number, got {value!r}")
         return float(value)
