@@ -16,40 +16,9 @@ from typing import Any
 
 from asrkd.data.datadir import feats_dir, read_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import DONE_MARKER, is_done, sha256_file
 from asrkd.framestore import FrameStore
 from asrkd.softtargets.cache import SoftTargetCache
-from asrkd.softtargets.checksums import META_SHA, cache_files, frame_counts_fingerprint
-
-
-def _integrity(d: Path) -> tuple[list[str], dict[str, Any] | None]:
-    problems: list[str] = []
-    if not is_done(d):
-        problems.append(f"{d}: incomplete (no {DONE_MARKER}); rerun cache-targets")
-    meta_path = d / "meta.json"
-    if not meta_path.is_file():
-        return problems + [f"{meta_path}: missing"], None
-    sha_path = d / META_SHA
-    if not sha_path.is_file():
-        problems.append(f"{sha_path}: missing")
-    elif sha_path.read_text(encoding="utf-8", errors="replace").strip() != sha256_file(meta_path):
-        problems.append(f"{meta_path}: checksum mismatch (corrupted)")
-    try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return problems + [f"{meta_path}: unreadable ({e})"], None
-    expected = meta.get("checksums")
-    if not isinstance(expected, dict):
-        return problems + [f"{meta_path}: no checksums"], None
-    present = set(cache_files(d))
-    for rel in sorted(set(expected) - present):
-        problems.append(f"{d / rel}: missing")
-    for rel in sorted(present - set(expected)):
-        problems.append(f"{d / rel}: unexpected file")
-    for rel in sorted(set(expected) & present):
-        if sha256_file(d / rel) != expected[rel]:
-            problems.append(f"{d / rel}: checksum mismatch (corrupted)")
-    return problems, meta
+from asrkd.softtargets.checksums import frame_counts_fingerprint, integrity_problems
 
 
 def verify_cache(
@@ -62,7 +31,7 @@ def verify_cache(
     d = Path(directory)
     if not d.is_dir():
         return [f"{d}: no such cache directory"]
-    problems, meta = _integrity(d)
+    problems, meta = integrity_problems(d)
     if meta is None:
         return problems
     counts: dict[str, int] | None = None
