@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 import yaml
@@ -124,3 +125,19 @@ def test_every_recipe_train_config_loads() -> None:
         assert cfg.max_epochs > 0, p
         if p.name == "student.yaml":
             assert 0.0 < cfg.loss.soft_weight <= 1.0 and cfg.loss.temperature > 0, p
+
+
+@dataclass(frozen=True)
+class _Switch:
+    mode: Literal["auto", "off"] = "auto"  # a string choice that YAML 1.1 would read as a boolean
+
+
+def test_unquoted_off_is_the_word_among_string_choices(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("mode: off\n")  # YAML 1.1: False
+    assert load_config(_Switch, p).mode == "off"
+    assert load_config(_Switch, None, ["mode=off"]).mode == "off"
+    save_config(_Switch(mode="off"), tmp_path / "r.yaml")
+    assert load_config(_Switch, tmp_path / "r.yaml").mode == "off"
+    with pytest.raises(AsrkdError, match="not one of"):
+        load_config(_Switch, None, ["mode=on"])  # True: "on" is no choice here
