@@ -66,7 +66,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch every this many steps (0 = epoch ends only)
     max_nonfinite: int = 20  # abort after this many skipped steps with a non-finite loss or gradient
     num_threads: int = 0  # torch intra-op threads (0 = all cores)
-    fast_step: Literal["auto", "off"] = "auto"  # auto: the fused bf16 step (asrkd/kernels) where it applies (DNN + Adam, bf16 on CPU, one process); off: always autograd
+    fast_step: Literal["auto", "off"] = "auto"  # auto: the fused bf16 step where it applies (asrkd/kernels/README.md); off: autograd
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
