@@ -4,7 +4,10 @@ Rules (DESIGN.md, "Configs"):
 - every field of a config dataclass has a default and a comment with its unit;
 - unknown keys in YAML or in ``--set`` overrides are errors that list the valid keys;
 - ``--set a.b=value`` overrides are parsed as YAML scalars and type-checked against the field;
-- the resolved config is written next to every output (:func:`save_config`).
+- the resolved config is written next to every output (:func:`save_config`);
+- numeric fields with a valid range name it in the class's ``RANGES`` (interval notation,
+  ``"(0, inf)"``, ``"[0, 1]"``): a value outside is an error when the config is loaded, before any
+  data is read.
 
 Nested dataclasses are sections: ``--set model.hidden_dim=1024``.
 """
@@ -112,7 +115,22 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+        check_range(cls, name, kwargs[name], f"{where}.{name}" if where else name)
     return cls(**kwargs)
+
+
+def check_range(cls: type, name: str, value: Any, where: str) -> None:
+    """AsrkdError when field ``name`` of config class ``cls`` has a ``RANGES`` entry and
+    ``value`` lies outside that interval, e.g. ``"(0, inf)"`` (open) or ``"[0, 1]"`` (closed)."""
+    spec = getattr(cls, "RANGES", {}).get(name)
+    if spec is None or value is None:
+        return
+    lo_s, hi_s = (s.strip() for s in spec[1:-1].split(","))
+    lo, hi = float(lo_s), float(hi_s)
+    ok_lo = value > lo if spec[0] == "(" else value >= lo
+    ok_hi = value < hi if spec[-1] == ")" else value <= hi
+    if not (ok_lo and ok_hi):
+        raise AsrkdError(f"config {where}: {value!r} is outside the valid range {spec}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -15,8 +15,9 @@ if stage 2 "units: label inventory data/lang"; then
 fi
 
 if stage 3 "alignment: flat-start aligner on train; dev and test aligned by it (before any teacher)"; then
-  asrkd align --config "$conf/align.yaml" --exp exp/align --name ali data/train data/lang
-  for s in dev test; do asrkd align --model exp/align/final.gmm.npz --name ali "data/$s" data/lang; done
+  skip=(--skip-unalignable --max-skip-fraction "$max_unaligned")  # each one a WARNING, listed in labels/ali/failed
+  asrkd align --config "$conf/align.yaml" --exp exp/align --name ali "${skip[@]}" data/train data/lang
+  for s in dev test; do asrkd align --model exp/align/final.gmm.npz --name ali "${skip[@]}" "data/$s" data/lang; done
 fi
 
 if stage 4 "teachers 1..$num_teachers and $num_seeds baseline(s) (hard labels, teacher size, seeds from $baseline_seed)"; then

@@ -21,6 +21,7 @@ num_seeds=${num_seeds:-1}        # baselines and students trained per system (ex
 student_seed=${student_seed:-0}  # student_s<k> uses seed student_seed + k - 1 (baseline_s<k>: baseline_seed + k - 1)
 transfer_copies=${transfer_copies:-0}  # > 0: baselines and students train on data/train_aug<N> (asrkd augment-feats)
 teachers_on_copies=${teachers_on_copies:-false}  # true (with transfer_copies > 0): the teachers train on N copies of their own
+max_unaligned=${max_unaligned:-0.05}  # alignment stops the recipe when a set loses more than this share of its utterances
 
 CLI_SET=" "  # names given on the command line: load_conf leaves them alone
 while [ $# -gt 0 ]; do

@@ -54,6 +54,9 @@ def make_graphs(lang: Lang, texts: dict[str, str], utts: list[str]) -> tuple[dic
     """Graphs of ``utts`` -> (graphs, failed {utt: reason})."""
     graphs, failed = {}, {}
     for u in utts:
+        if not texts.get(u, "").split():  # would align as silence only: speech labelled silence
+            failed[u] = "empty-transcript: no words to align"
+            continue
         try:
             graphs[u] = build_graph(lang, lang.transcript_units(texts.get(u, "")))
         except AsrkdError as e:

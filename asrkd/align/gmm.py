@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -202,7 +203,12 @@ class DiagGmm:
         path = Path(path)
         if not path.is_file():
             raise AsrkdError(f"alignment model not found: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            gmm = cls(z["class_start"], z["weight"], z["mean"], z["var"])
-            meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                gmm = cls(z["class_start"], z["weight"], z["mean"], z["var"])
+                meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+            # A pickle (refused: no code runs), another program's .npz or a damaged file.
+            raise AsrkdError(f"{path} is not an asrkd alignment model (.gmm.npz written by `asrkd align`): "
+                             f"{type(e).__name__}: {e}") from None
         return gmm, meta

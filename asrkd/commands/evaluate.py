@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from asrkd.commands._common import add_force_arg
+from asrkd.commands._common import add_force_arg, add_no_verify_arg
 
 NAME = "evaluate"
 HELP = "frame accuracy and WER (hybrid decoding) of one model or an ensemble (mean / geometric mean of posteriors)"
@@ -15,6 +15,7 @@ log = logging.getLogger("asrkd.commands.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
     p.add_argument("--combine", choices=["mean", "geometric"], default="mean",

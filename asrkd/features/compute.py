@@ -131,6 +131,21 @@ def _worker(job: _Job) -> None:
             _counter.value += 1
 
 
+def _check_audio_entries(data: DataDir, data_dir: Path) -> None:
+    """Every utterance of utt2spk has its audio: a segment (when ``segments`` exists) and a
+    wav.scp entry for its recording; AsrkdError naming the first few that do not."""
+    if data.segments is not None:
+        missing = [u for u in data.utts if u not in data.segments]
+        if missing:
+            raise AsrkdError(f"{data_dir}: {len(missing)} utterance(s) of utt2spk have no line in segments, "
+                             f"e.g. {missing[:3]} (run `asrkd validate-data {data_dir}`)")
+    missing = [u for u in data.utts if data.recording_of(u) not in data.wav]
+    if missing:
+        raise AsrkdError(f"{data_dir}: {len(missing)} utterance(s) of utt2spk have no recording in wav.scp, e.g. "
+                         + ", ".join(f"{u} ({data.recording_of(u)!r})" for u in missing[:3])
+                         + f" (run `asrkd validate-data {data_dir}`)")
+
+
 def _plan_id(cfg: FeatureConfig, data: DataDir, nj: int) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one to reuse its finished parts."""
     entries = []
@@ -141,9 +156,6 @@ def _plan_id(cfg: FeatureConfig, data: DataDir, nj: int) -> dict[str, Any]:
 
 
 def _jobs(cfg: FeatureConfig, data: DataDir, out_dir: Path, nj: int, skip_bad: bool, allow_pipes: bool) -> list[_Job]:
-    for utt in data.utts:
-        if data.recording_of(utt) not in data.wav:
-            raise AsrkdError(f"utterance {utt}: recording {data.recording_of(utt)!r} is not in wav.scp")
     items = [(u, data.utt2spk[u], data.wav[data.recording_of(u)], data.segment_of(u)) for u in data.utts]
     bounds = np.linspace(0, len(items), nj + 1).round().astype(int)
     return [
@@ -230,6 +242,7 @@ def compute_feats(
     data = read_data_dir(data_dir)
     if not data.utts:
         raise AsrkdError(f"{data_dir}: no utterances (utt2spk is empty)")
+    _check_audio_entries(data, data_dir)
     out_dir = data_dir / FEATS_DIR
     nj = max(1, min(int(nj), len(data.utts)))
     plan = _plan_id(cfg, data, nj)

@@ -35,7 +35,12 @@ from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
 from asrkd.logs import progress
 from asrkd.softtargets.combine import COMBINE_RULES, combine_logits
 from asrkd.softtargets.formats import TargetFormat, encode
-from asrkd.softtargets.verify import file_checksums, write_meta_checksum
+from asrkd.softtargets.verify import (
+    check_meta_checksum,
+    file_checksums,
+    integrity_problems,
+    write_meta_checksum,
+)
 
 log = logging.getLogger("asrkd.softtargets.cache")
 
@@ -153,6 +158,10 @@ def prepare_cache_dir(out: Path, spec: CacheSpec, force: bool) -> bool:
     if is_done(out):
         if read_json(out / "spec.json") != spec.to_json():
             raise AsrkdError(f"{out} holds a complete cache made with other parameters; use --force or another directory")
+        problems, _ = integrity_problems(out)  # a complete cache is only skipped when it is intact
+        if problems:
+            raise AsrkdError(f"{out} is marked complete but damaged: {'; '.join(problems[:3])}; "
+                             "rebuild it with --force")
         return False
     spec_path = out / "spec.json"
     if spec_path.exists():
@@ -341,6 +350,7 @@ class SoftTargetCache:
             raise AsrkdError(
                 f"soft-target cache {self.directory} is missing or incomplete (no .done); run `asrkd cache-targets`"
             )
+        check_meta_checksum(self.directory)
         self.meta: dict[str, Any] = read_json(self.directory / "meta.json")
         if self.meta.get("format") != FORMAT:
             raise AsrkdError(f"{self.directory}: not an asrkd soft-target cache")

@@ -44,7 +44,16 @@ def write_meta_checksum(directory: Path) -> None:
     atomic_write_text(Path(directory) / META_SHA, sha256_file(Path(directory) / "meta.json") + "\n")
 
 
-def _integrity(d: Path) -> tuple[list[str], dict[str, Any] | None]:
+def check_meta_checksum(directory: Path) -> None:
+    """AsrkdError unless ``meta.sha256`` holds the sha256 of ``meta.json`` (checked on every open:
+    meta.json carries T, the format and every file's checksum)."""
+    sha_path, meta_path = Path(directory) / META_SHA, Path(directory) / "meta.json"
+    if not sha_path.is_file() or sha_path.read_text(encoding="utf-8", errors="replace").strip() != sha256_file(meta_path):
+        raise AsrkdError(f"soft-target cache {directory}: meta.json does not match {META_SHA} (corrupted or "
+                         "edited); rebuild it with `asrkd cache-targets ... --force`")
+
+
+def integrity_problems(d: Path) -> tuple[list[str], dict[str, Any] | None]:
     problems: list[str] = []
     if not is_done(d):
         problems.append(f"{d}: incomplete (no {DONE_MARKER}); rerun cache-targets")
@@ -84,7 +93,7 @@ def verify_cache(
     d = Path(directory)
     if not d.is_dir():
         return [f"{d}: no such cache directory"]
-    problems, meta = _integrity(d)
+    problems, meta = integrity_problems(d)
     if meta is None:
         return problems
     from asrkd.softtargets.cache import SoftTargetCache, frame_counts_fingerprint
