@@ -32,7 +32,7 @@ import numpy as np
 from asrkd.data.audio import load_audio
 from asrkd.features.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.data.datadir import DataDir, Segment, read_data_dir, read_table, write_num_frames, write_table
+from asrkd.data.datadir import UTT2NUM_FRAMES, DataDir, Segment, read_data_dir, read_table, write_num_frames, write_table
 from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
@@ -260,7 +260,7 @@ def compute_feats(
             remove_tree(out_dir)
     # The tables that describe the store go until the new store is complete (utt2dur may come
     # from data preparation and stays).
-    for stale in (data_dir / "utt2num_frames", data_dir / CMVN_FILE):
+    for stale in (data_dir / UTT2NUM_FRAMES, data_dir / CMVN_FILE):
         stale.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "plan.json", plan)
