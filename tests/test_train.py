@@ -136,7 +136,7 @@ def test_fast_step_setting_and_the_step_path_in_log_and_metrics(data: Path, tmp_
     """fast_step=auto trains a DNN in bf16 on CPU with the fused step, off with autograd; the log and
     metrics.json (the run and each epoch) say which step and GEMM ran, and either setting resumes
     the other's run."""
-    torch = pytest.importorskip("torch")
+    import torch
     if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         pytest.skip("no CPU bf16: the fused step does not apply")
     from asrkd.kernels import amx_gemm
