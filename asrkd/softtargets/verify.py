@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_text, is_done, sha256_file
 
@@ -133,7 +133,7 @@ def verify_cache(
 def _check_data(meta: dict[str, Any], counts: dict[str, int] | None, data_dir: Path) -> list[str]:
     problems = []
     try:
-        expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+        expected = read_num_frames(data_dir)
     except AsrkdError as e:
         return [str(e)]
     if counts is not None:

@@ -78,7 +78,7 @@ class LoadedModel:
     noise_floor: np.ndarray | None = None
 
     def normalize(self, feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, F)`` stored features -> ``(T, F)`` this model's input."""
+        """``feats: (frames, F)`` stored features -> ``(frames, F)`` this model's input."""
         return normalize_input(feats, self.cmvn, self.noise_floor)
 
 
