@@ -62,6 +62,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(e))
         raise AsrkdError(f"config {where}: {value!r} does not fit {_type_name(tp)}")
     if origin is typing.Literal:
+        if isinstance(value, bool) and all(isinstance(a, str) for a in args):
+            # YAML 1.1 reads an unquoted off/no/on/yes as a boolean; among string choices it is the word
+            words = ("on", "yes", "true") if value else ("off", "no", "false")
+            value = next((w for w in words if w in args), value)
         if value not in args:
             raise AsrkdError(f"config {where}: {value!r} is not one of {list(args)}")
         return value

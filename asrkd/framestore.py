@@ -7,7 +7,7 @@ Layout of a store directory::
     part-<name>.bin  raw C-order rows of dtype x shape, utterances back to back
     .done            completion marker, written last
 
-Arrays are keyed by utterance id and stored unpadded: ``store[utt]`` is ``(T, *shape)``.
+Arrays are keyed by utterance id and stored unpadded: ``store[utt]`` is ``(frames, *shape)``.
 Reading memory-maps the parts, so a store larger than RAM is fine.
 
 Writing happens in *parts* so that parallel jobs (``--nj``) and torchrun ranks each write their
@@ -74,7 +74,7 @@ def part_done(directory: Path, name: str) -> bool:
 class PartWriter:
     """Appends utterance arrays to one part of a store.
 
-    ``dtype``/``shape``: every array added must be ``(T, *shape)`` and castable to ``dtype``.
+    ``dtype``/``shape``: every array added must be ``(frames, *shape)`` and castable to ``dtype``.
     """
 
     def __init__(self, directory: Path, name: str, dtype: str | np.dtype, shape: tuple[int, ...]):
@@ -93,7 +93,7 @@ class PartWriter:
         self._seen: set[str] = set()
 
     def add(self, utt: str, array: np.ndarray) -> None:
-        """Append ``array`` of shape ``(T, *shape)`` for utterance ``utt``."""
+        """Append ``array`` of shape ``(frames, *shape)`` for utterance ``utt``."""
         a = np.asarray(array)
         if a.shape[1:] != self.shape:
             raise AsrkdError(
@@ -140,7 +140,7 @@ def finalize_store(
 ) -> "FrameStore":
     """Merge all closed parts of ``directory`` into one index and mark the store complete.
 
-    ``expected_frames``: if given ({utt: T}), every stored utterance must have exactly that many
+    ``expected_frames``: if given ({utt: frames}), every stored utterance must have exactly that many
     rows (checked against ``utt2num_frames`` by the callers), else AsrkdError.
     """
     directory = Path(directory)
@@ -220,7 +220,7 @@ class _Entry:
 
 
 class FrameStore:
-    """Read-only view of a complete store. ``store[utt]`` -> ``(T, *shape)`` memmap view."""
+    """Read-only view of a complete store. ``store[utt]`` -> ``(frames, *shape)`` memmap view."""
 
     def __init__(self, directory: Path, verify: bool | None = None):
         """``verify``: check integrity now (None = the process default, see module docstring)."""

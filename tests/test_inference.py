@@ -193,9 +193,9 @@ def test_forward_is_normalise_window_model(kd) -> None:
     torch.testing.assert_close(got, ref)
     # Batching inside the utterance, the chunk-rows entry point and the cache's callable agree.
     torch.testing.assert_close(frame_logits(m, f, "fp32", batch_frames=5), got)
-    T = f.shape[0]
-    rows = np.arange(T)
-    torch.testing.assert_close(rows_logits(m, f, rows, np.zeros(T, np.int64), np.full(T, T), "fp32"), got)
+    n = f.shape[0]
+    rows = np.arange(n)
+    torch.testing.assert_close(rows_logits(m, f, rows, np.zeros(n, np.int64), np.full(n, n), "fp32"), got)
     assert torch.equal(Scorer(m, "fp32")(torch.from_numpy(f)), got)
     torch.testing.assert_close(frame_log_posteriors(m, f, "fp32"), torch.log_softmax(ref, -1))
     assert frame_logits(m, f[:0], "fp32").shape == (0, 30)

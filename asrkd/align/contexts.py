@@ -22,15 +22,15 @@ from asrkd.lang.tree import BOUNDARY
 
 
 def segment_starts(units: np.ndarray, states: np.ndarray) -> np.ndarray:
-    """``units, states: (T,)`` per frame -> ``(T,)`` bool, True where a unit segment begins."""
+    """``units, states: (frames,)`` per frame -> ``(frames,)`` bool, True where a unit segment begins."""
     new = np.ones(units.shape[0], dtype=bool)
     new[1:] = (units[1:] != units[:-1]) | (states[1:] < states[:-1])
     return new
 
 
 def frame_contexts(classes: np.ndarray, lang: Lang) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """``classes: (T,)`` monophone class ids of one utterance -> ``(left, unit, right, state)``,
-    each ``(T,)`` int32; ``left``/``right`` are unit ids or ``BOUNDARY``."""
+    """``classes: (frames,)`` monophone class ids of one utterance -> ``(left, unit, right, state)``,
+    each ``(frames,)`` int32; ``left``/``right`` are unit ids or ``BOUNDARY``."""
     c = np.asarray(classes, dtype=np.int64)
     if c.size and (int(c.min()) < 0 or int(c.max()) >= lang.num_classes):
         raise AsrkdError(f"class id out of range for {lang.directory} ({lang.num_classes} classes)")
@@ -41,7 +41,7 @@ def frame_contexts(classes: np.ndarray, lang: Lang) -> tuple[np.ndarray, np.ndar
         return e, e.copy(), e.copy(), e.copy()
     new = segment_starts(unit, state)
     seg_unit = unit[new]  # (S,) unit of each segment
-    seg_of_frame = np.cumsum(new) - 1  # (T,) segment index of each frame
+    seg_of_frame = np.cumsum(new) - 1  # (frames,) segment index of each frame
     bound = np.array([BOUNDARY], dtype=np.int32)
     seg_left = np.concatenate([bound, seg_unit[:-1]])
     seg_right = np.concatenate([seg_unit[1:], bound])

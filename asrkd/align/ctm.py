@@ -25,7 +25,7 @@ Segment = tuple[str, float, float]  # (token, start_s, end_s)
 
 
 def unit_segments(classes: np.ndarray, lang: Lang) -> list[tuple[int, int, int]]:
-    """``classes: (T,)`` -> ``[(unit_id, first_frame, end_frame_exclusive), ...]``."""
+    """``classes: (frames,)`` -> ``[(unit_id, first_frame, end_frame_exclusive), ...]``."""
     c = np.asarray(classes, dtype=np.int64)
     if c.size == 0:
         return []

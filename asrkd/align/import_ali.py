@@ -116,7 +116,7 @@ def fit_frames(utt: str, labels: np.ndarray, expected: int, mismatch: str) -> tu
 def fit_all(
     source: Iterator[tuple[str, np.ndarray]], expected: dict[str, int], mismatch: str
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int, int]:
-    """-> (labels {utt: (T,)}, failed {utt: reason}, trimmed count, ignored count)."""
+    """-> (labels {utt: (frames,)}, failed {utt: reason}, trimmed count, ignored count)."""
     labels: dict[str, np.ndarray] = {}
     trimmed = ignored = 0
     for utt, a in source:

@@ -28,7 +28,7 @@ from asrkd.align.frontend import FrontendConfig, load_features
 from asrkd.align.gmm import DiagGmm
 from asrkd.align.labels import labels_dir, write_labels
 from asrkd.config import from_dict, save_config, to_dict
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done
 from asrkd.lang.inventory import Lang, load_lang
@@ -73,7 +73,7 @@ def _write_outputs(
 ) -> Path:
     """Write the label store of ``alis`` with ``failed`` listed (checked by :func:`check_failures`)."""
     out = labels_dir(data_dir, name)
-    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(data_dir)
     write_labels(out, ((u, alis[u].classes) for u in sorted(alis)), failed, lang.num_classes,
                  lang.fingerprint, feats_fp, source, expected)
     words_ctm, units_ctm = {}, {}
@@ -106,7 +106,7 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     atomic_write_text(exp_dir / "command", " ".join(sys.argv) + "\n")
     lang = load_lang(lang_dir)
     texts = read_table(data_dir / "text", allow_empty_value=True)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     feats, feats_fp, floor = load_features(data_dir, utts, cfg.frontend)
     missing = {u: "no-features" for u in utts if u not in feats}
     gmm, alis, failed, curve = train_flat_start(lang, feats, texts, cfg)
@@ -144,7 +144,7 @@ def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path
     else:
         floor = np.asarray(floor, dtype=np.float32)
     texts = read_table(data_dir / "text", allow_empty_value=True)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     feats, feats_fp, _ = load_features(data_dir, utts, fe, floor)
     if feats_fp != meta.get("feats_fingerprint"):
         raise AsrkdError(f"{data_dir}/feats were computed with another feature config than {model_path}'s training set")

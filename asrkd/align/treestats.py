@@ -134,7 +134,7 @@ class TreeStatsAccumulator:
         self._sxx = np.concatenate([self._sxx, np.zeros((new - cap, self.dim))])
 
     def add(self, classes: np.ndarray, feats: np.ndarray) -> None:
-        """One utterance: monophone class ids ``(T,)`` and aligner features ``(T, D)``."""
+        """One utterance: monophone class ids ``(frames,)`` and aligner features ``(frames, D)``."""
         if feats.shape != (classes.shape[0], self.dim):
             raise AsrkdError(f"tree statistics: {classes.shape[0]} labels for features of shape {feats.shape}")
         keys = self._key(*frame_contexts(classes, self.lang))
@@ -163,7 +163,7 @@ class TreeStatsAccumulator:
 
 
 def accumulate_tree_stats(lang: Lang, items: Iterable[tuple[np.ndarray, np.ndarray]], dim: int) -> TreeStats:
-    """Tree statistics of a set: ``items`` yields (monophone class ids ``(T,)``, features ``(T, D)``)."""
+    """Tree statistics of a set: ``items`` yields (monophone class ids ``(frames,)``, features ``(frames, D)``)."""
     acc = TreeStatsAccumulator(lang, dim)
     n = 0
     for classes, feats in items:

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from asrkd.align import import_ali as ia
     from asrkd.align.labels import labels_dir, write_labels
-    from asrkd.data.datadir import read_table
+    from asrkd.data.datadir import read_num_frames, read_table
     from asrkd.errors import AsrkdError
     from asrkd.fileio import is_done, sha256_file
     from asrkd.framestore import FrameStore
@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     out = labels_dir(args.data_dir, args.name)
     if is_done(out) and not args.force:
         raise AsrkdError(f"{out} exists; use --force to replace it")
-    expected = {u: int(n) for u, n in read_table(args.data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(args.data_dir)
     lang = load_lang(args.lang) if args.lang else None
     if args.format == "timit-phn":
         if lang is None:

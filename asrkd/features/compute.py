@@ -32,7 +32,9 @@ import numpy as np
 from asrkd.data.audio import load_audio
 from asrkd.features.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.data.datadir import DataDir, Segment, feats_dir, read_data_dir, read_table, write_table
+from asrkd.data.datadir import (
+    UTT2NUM_FRAMES, DataDir, Segment, feats_dir, read_data_dir, read_table, write_num_frames, write_table,
+)
 from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
@@ -68,7 +70,7 @@ class FeatsSummary:
 
 
 def _featurize_one(job: _Job, utt: str, spec: str, seg: Segment | None) -> tuple[np.ndarray, int]:
-    """``(feats (T, F), num_samples)`` of one utterance; AsrkdError naming it on bad input."""
+    """``(feats (frames, F), num_samples)`` of one utterance; AsrkdError naming it on bad input."""
     try:
         samples = load_audio(spec, job.cfg.sample_rate, seg, allow_pipes=job.allow_pipes)
     except AsrkdError as e:
@@ -258,7 +260,7 @@ def compute_feats(
             remove_tree(out_dir)
     # The tables that describe the store go until the new store is complete (utt2dur may come
     # from data preparation and stays).
-    for stale in (data_dir / "utt2num_frames", data_dir / CMVN_FILE):
+    for stale in (data_dir / UTT2NUM_FRAMES, data_dir / CMVN_FILE):
         stale.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "plan.json", plan)
@@ -294,7 +296,7 @@ def _finalize(
         raise AsrkdError(f"{data_dir}: every utterance was skipped as bad input; nothing to store")
     # The store's row counts are checked against the one frame-count function.
     expected = {u: num_frames(n, cfg.frame_spec()) for u, n in num_samples.items()}
-    write_table(data_dir / "utt2num_frames", {u: str(n) for u, n in expected.items()})
+    write_num_frames(data_dir, expected)
     write_table(data_dir / "utt2dur", {u: f"{n / cfg.sample_rate:.4f}" for u, n in num_samples.items()})
     write_cmvn(data_dir, cmvn.to_json())
     if skipped:

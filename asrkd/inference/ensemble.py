@@ -51,17 +51,17 @@ def combine_logits(logits: Sequence[torch.Tensor], T: float, rule: str = "mean")
 
 
 def combine_posteriors(log_posts: Sequence[torch.Tensor], rule: str = "mean") -> torch.Tensor:
-    """Members' ``(T, C)`` log-posteriors -> the ensemble's ``(T, C)`` posteriors (T = 1)."""
+    """Members' ``(frames, C)`` log-posteriors -> the ensemble's ``(frames, C)`` posteriors (T = 1)."""
     return combine_logits(list(log_posts), 1.0, rule)
 
 
 def member_log_posteriors(models: Sequence[InferenceModel], feats: np.ndarray,
                           precision: str = "auto") -> list[torch.Tensor]:
-    """``feats: (T, F)`` raw features of one utterance -> per model ``(T, C)`` log-posteriors."""
+    """``feats: (frames, F)`` raw features of one utterance -> per model ``(frames, C)`` log-posteriors."""
     return [frame_log_posteriors(m, feats, precision) for m in models]
 
 
 def ensemble_posteriors(models: Sequence[InferenceModel], feats: np.ndarray, rule: str = "mean",
                         precision: str = "auto") -> np.ndarray:
-    """``feats: (T, F)`` raw features -> ``(T, C)`` float32 posteriors of the model or ensemble."""
+    """``feats: (frames, F)`` raw features -> ``(frames, C)`` float32 posteriors of the model or ensemble."""
     return combine_posteriors(member_log_posteriors(models, feats, precision), rule).numpy()

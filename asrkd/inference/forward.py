@@ -36,11 +36,11 @@ def _forward(model: InferenceModel, x: torch.Tensor) -> torch.Tensor:
 
 def frame_logits(model: InferenceModel, feats: np.ndarray, precision: str = "fp32",
                  batch_frames: int = BATCH_FRAMES) -> torch.Tensor:
-    """``feats: (T, F)`` raw features of one utterance -> ``(T, C)`` float32 logits (CPU).
+    """``feats: (frames, F)`` raw features of one utterance -> ``(frames, C)`` float32 logits (CPU).
     ``precision``: auto|bf16|fp16|fp32 (auto resolved for the model's device)."""
     prec = resolve_precision(precision, model.device)
     cfg = model.config
-    x = context_windows(model.normalize(feats), cfg.left_context, cfg.right_context)  # (T, W, F)
+    x = context_windows(model.normalize(feats), cfg.left_context, cfg.right_context)  # (frames, W, F)
     with torch.inference_mode(), autocast(prec, model.device):
         parts = [_forward(model, torch.from_numpy(x[s : s + batch_frames]))
                  for s in range(0, x.shape[0], batch_frames)]
@@ -51,7 +51,7 @@ def frame_logits(model: InferenceModel, feats: np.ndarray, precision: str = "fp3
 
 def frame_log_posteriors(model: InferenceModel, feats: np.ndarray, precision: str = "fp32",
                          batch_frames: int = BATCH_FRAMES) -> torch.Tensor:
-    """``feats: (T, F)`` raw features -> ``(T, C)`` float32 log-posteriors (log-softmax of the logits)."""
+    """``feats: (frames, F)`` raw features -> ``(frames, C)`` float32 log-posteriors (log-softmax of the logits)."""
     return torch.log_softmax(frame_logits(model, feats, precision, batch_frames), dim=-1)
 
 
@@ -70,7 +70,7 @@ def rows_logits(model: InferenceModel, feats: np.ndarray, rows: np.ndarray, star
 
 @dataclass
 class Scorer:
-    """``model`` at ``precision`` as a plain callable ``feats (T, F) tensor -> logits (T, C)``
+    """``model`` at ``precision`` as a plain callable ``feats (frames, F) tensor -> logits (frames, C)``
     (the soft-target cache writer's teacher, which knows no models)."""
 
     model: InferenceModel

@@ -83,7 +83,7 @@ class InferenceModel:
         return {"path": str(self.path), "sha256": self.sha256}
 
     def normalize(self, feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, F)`` stored features -> ``(T, F)`` float32 model input."""
+        """``feats: (frames, F)`` stored features -> ``(frames, F)`` float32 model input."""
         return normalize_input(feats, self.cmvn, self.noise_floor)
 
 

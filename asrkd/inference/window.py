@@ -23,8 +23,9 @@ def window_index(rows: np.ndarray, start: np.ndarray, end: np.ndarray, offsets: 
 
 
 def context_windows(feats: np.ndarray, left: int, right: int) -> np.ndarray:
-    """All windows of one utterance: ``feats: (T, F)`` -> ``(T, left + 1 + right, F)``."""
-    T = feats.shape[0]
-    rows = np.arange(T, dtype=np.int64)
-    idx = window_index(rows, np.zeros(T, np.int64), np.full(T, T, np.int64), window_offsets(left, right))
+    """All windows of one utterance: ``feats: (frames, F)`` -> ``(frames, left + 1 + right, F)``."""
+    n_frames = feats.shape[0]
+    rows = np.arange(n_frames, dtype=np.int64)
+    idx = window_index(rows, np.zeros(n_frames, np.int64), np.full(n_frames, n_frames, np.int64),
+                       window_offsets(left, right))
     return feats[idx]

@@ -49,9 +49,9 @@ FORMAT = "asrkd-softtargets"
 VERSION = 1
 DEFAULT_SHARD_FRAMES = 200_000  # ~17 MB per shard at k=20 (84 bytes per frame)
 
-# A teacher: raw features of one utterance (T, F) float32 -> logits (T, C), computed at its own
-# precision on its own device (asrkd.inference.forward.Scorer: the model's input normalisation,
-# context window and autocast); the cache records spec.precision but knows no models.
+# A teacher: raw features of one utterance (frames, F) float32 -> logits (frames, C), computed at
+# its own precision on its own device (asrkd.inference.forward.Scorer: the model's input
+# normalisation, context window and autocast); the cache records spec.precision but knows no models.
 TeacherFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -135,7 +135,7 @@ def _barrier() -> None:
 
 
 def teacher_logits(teachers: Sequence[TeacherFn], feats: torch.Tensor) -> list[torch.Tensor]:
-    """Run every teacher on one utterance. feats: (T, F) -> N x (T, C) float32."""
+    """Run every teacher on one utterance. feats: (frames, F) -> N x (frames, C) float32."""
     with torch.inference_mode():
         return [t(feats).float() for t in teachers]
 
@@ -187,7 +187,7 @@ def compute_shards(
 ) -> int:
     """Compute the shards ``i`` with ``i % num_jobs == job`` that are not complete yet.
 
-    feats(utt) -> (T, F) model input features. Returns the number of shards computed.
+    feats(utt) -> (frames, F) model input features. Returns the number of shards computed.
     """
     out = Path(out)
     fmt = spec.target_format()
@@ -282,7 +282,7 @@ def write_cache(
     make_teachers: Callable[[], Sequence[TeacherFn]] | None = None,
 ) -> "SoftTargetCache":
     """Compute a whole cache, or this rank's part under torchrun (rank 0 then merges).
-    Resumes a killed run. frame_counts: {utt: T} from utt2num_frames.
+    Resumes a killed run. frame_counts: {utt: frames} from utt2num_frames.
 
     nj > 1 runs nj worker processes on this rank, each loading its own teachers with
     ``make_teachers()`` (picklable, as is ``feats``); nj == 1 uses ``teachers`` in-process.
@@ -321,7 +321,7 @@ def write_cache(
 
 
 class FeatureReader:
-    """Picklable ``utt -> (T, F)`` reader over a feature store (opened lazily per process)."""
+    """Picklable ``utt -> (frames, F)`` reader over a feature store (opened lazily per process)."""
 
     def __init__(self, feats_dir: Path):
         self.feats_dir = Path(feats_dir)
@@ -337,7 +337,7 @@ class FeatureReader:
 
 
 class SoftTargetCache:
-    """Read-only view of a complete cache: ``cache.arrays(utt)`` -> {name: (T, ...) memmap}."""
+    """Read-only view of a complete cache: ``cache.arrays(utt)`` -> {name: (frames, ...) memmap}."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -371,5 +371,5 @@ class SoftTargetCache:
         return utt in next(iter(self.stores.values()))
 
     def arrays(self, utt: str) -> dict[str, np.ndarray]:
-        """{array name: (T, *row shape)} memory-mapped rows of ``utt``."""
+        """{array name: (frames, *row shape)} memory-mapped rows of ``utt``."""
         return {a: s[utt] for a, s in self.stores.items()}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from asrkd.data.datadir import feats_dir, read_table
+from asrkd.data.datadir import feats_dir, read_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.inference.device import resolve_device, resolve_precision
@@ -49,7 +49,7 @@ def cache_targets(
     data_dir = Path(data_dir)
     dev = resolve_device(device)
     feats = FrameStore(feats_dir(data_dir))
-    frame_counts = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    frame_counts = read_num_frames(data_dir)
     missing = sorted(set(frame_counts) - set(feats.keys()))
     if missing:
         raise AsrkdError(f"{feats.directory} lacks {len(missing)} utterance(s) of utt2num_frames, e.g. {missing[:3]}")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.data.datadir import feats_dir, read_table
+from asrkd.data.datadir import feats_dir, read_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.softtargets.cache import SoftTargetCache
@@ -67,7 +67,7 @@ def verify_cache(
 def _check_data(meta: dict[str, Any], counts: dict[str, int] | None, data_dir: Path) -> list[str]:
     problems = []
     try:
-        expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+        expected = read_num_frames(data_dir)
     except AsrkdError as e:
         return [str(e)]
     if counts is not None:

@@ -72,6 +72,7 @@ class TrainConfig:
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch every this many steps (0 = epoch ends only)
     max_nonfinite: int = 20  # abort after this many skipped steps with a non-finite loss or gradient
     num_threads: int = 0  # torch intra-op threads (0 = all cores)
+    fast_step: Literal["auto", "off"] = "auto"  # auto: the fused bf16 step where it applies (asrkd/kernels/README.md); off: autograd
     RANGES: ClassVar[dict[str, str]] = {"max_epochs": "[1, inf)", "early_stop_patience": "[0, inf)",
                                         "checkpoint_every_steps": "[0, inf)", "max_nonfinite": "[0, inf)",
                                         "num_threads": "[0, inf)"}
