@@ -11,7 +11,7 @@ import torch
 
 from _train_data import make_set
 from asrkd.framestore import FrameStore
-from asrkd.train.checkpoint import load_checkpoint, load_model
+from asrkd.inference.model import load_checkpoint, load_model
 
 
 def test_torchrun_two_gloo_processes(tmp_path: Path):

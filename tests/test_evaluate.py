@@ -13,11 +13,13 @@ from _train_data import FEATS_FP, LANG_FP, make_set
 from asrkd.cli import main
 from asrkd.features.cmvn import apply_cmvn, load_cmvn
 from asrkd.errors import AsrkdError
-from asrkd.evaluation.evaluate import frame_accuracy, posteriors
+from asrkd.evaluation.evaluate import frame_accuracy
+from asrkd.inference.ensemble import ensemble_posteriors as posteriors
 from asrkd.framestore import FrameStore
 from asrkd.models import PRESETS, ModelConfig, build_model, model_config_dict
-from asrkd.train.checkpoint import load_model, save_checkpoint
-from asrkd.train.data import context_windows
+from asrkd.inference.model import load_model
+from asrkd.inference.window import context_windows
+from asrkd.train.checkpoint import save_checkpoint
 
 
 def _save_model(path: Path, seed: int, cmvn: dict, lang: str = LANG_FP) -> Path:

@@ -14,14 +14,16 @@ import torch
 from _kd_fixtures import make_data_dir, make_teacher
 from _train_data import make_set
 from asrkd.features.cmvn import apply_cmvn, load_cmvn
-from asrkd.evaluation.evaluate import frame_accuracy, member_log_posteriors
+from asrkd.evaluation.evaluate import frame_accuracy
+from asrkd.inference.ensemble import member_log_posteriors
 from asrkd.framestore import FrameStore, write_store
 from asrkd.features.inputnorm import apply_floor, estimate_floor, normalize_input, training_input_norm
 from asrkd.softtargets.source import OnlineTeacherSource
-from asrkd.softtargets.teachers import load_teacher
-from asrkd.train.checkpoint import load_checkpoint, load_model, save_checkpoint
+from asrkd.inference.forward import Scorer
+from asrkd.inference.model import load_checkpoint, load_model
+from asrkd.inference.window import context_windows
+from asrkd.train.checkpoint import save_checkpoint
 from asrkd.train.config import load_train_config
-from asrkd.train.data import context_windows
 from asrkd.train.loop import TrainData, train
 
 TINY = ["model.preset=tiny", "data.batch_size=64", "max_epochs=2", "data.prefetch=0", "num_threads=1",
@@ -124,23 +126,24 @@ def test_teachers_apply_the_checkpoint_floor_and_old_checkpoints_load(tmp_path: 
     old = tmp_path / "old.pt"
     module = make_teacher(old, cmvn)  # a checkpoint from before the floor: no noise_floor key
     assert "noise_floor" not in load_checkpoint(old)
-    assert load_model(old).noise_floor is None and load_teacher(old).noise_floor is None
+    assert load_model(old).noise_floor is None
     store = FrameStore(tmp_path / "train" / "feats")
     utt = sorted(store.keys())[0]
     f = np.array(store[utt])
-    np.testing.assert_array_equal(load_teacher(old).normalize(f), apply_cmvn(f, cmvn))
+    np.testing.assert_array_equal(load_model(old).normalize(f), apply_cmvn(f, cmvn))
 
     floor = estimate_floor(store, store.keys(), 20.0)
     new = tmp_path / "new.pt"
     save_checkpoint(new, {**{k: v for k, v in load_checkpoint(old).items() if k not in ("format", "version")},
                           "noise_floor": [float(v) for v in floor]})
-    t = load_teacher(new)
+    t = load_model(new)
     np.testing.assert_array_equal(t.noise_floor, floor)
-    x = torch.from_numpy(context_windows(normalize_input(f, cmvn, floor), t.left, t.right))
+    x = torch.from_numpy(context_windows(normalize_input(f, cmvn, floor), t.config.left_context,
+                                         t.config.right_context))
     with torch.no_grad():
         ref = module(x)
-        got = t(torch.from_numpy(f))
-        assert (got - t.__class__(**{**t.__dict__, "noise_floor": None})(torch.from_numpy(f))).abs().max() > 1e-3
+        got = Scorer(t)(torch.from_numpy(f))
+        assert (got - Scorer(dataclasses.replace(t, noise_floor=None))(torch.from_numpy(f))).abs().max() > 1e-3
     torch.testing.assert_close(got, ref)
     # The loader-side online teachers normalise the same way.
     src = OnlineTeacherSource([t], store, 1.0, "mean")

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from _train_data import make_set
-from asrkd.train.checkpoint import load_checkpoint
+from asrkd.inference.model import load_checkpoint
 from asrkd.train.config import load_train_config
 from asrkd.train.loop import TrainData, train
 

@@ -11,14 +11,14 @@ import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
+from asrkd.inference.ensemble import combine_logits
+from asrkd.inference.model import load_model
 from asrkd.train.loss import kd_loss
 from asrkd.softtargets.cache import CacheSpec, plan_shards, write_cache
-from asrkd.softtargets.combine import combine_logits
 from asrkd.softtargets.formats import TargetFormat, decode_dense, encode
 from asrkd.softtargets.source import (
     CachedSource, OnlineSource, OnlineTeacherSource, check_compatible, open_cached_source,
 )
-from asrkd.softtargets.teachers import load_teacher
 from asrkd.softtargets.verify import verify_cache
 
 from _kd_fixtures import FEATS_FP, LANG_FP, make_data_dir, make_teacher
@@ -196,7 +196,8 @@ def test_cached_and_online_give_the_same_loss(tmp_path: Path, storage: str) -> N
     """The loop's cached source and online teachers on the same batch: same loss (fp16)."""
     from asrkd.features.cmvn import load_cmvn
     from asrkd.softtargets.run import cache_targets
-    from asrkd.train.data import FrameLoader, open_training_data
+    from asrkd.data.labelled import open_labelled_frames
+    from asrkd.train.data import FrameLoader
 
     make_data_dir(tmp_path / "train")
     cmvn = load_cmvn(tmp_path / "train")["global"]
@@ -205,14 +206,14 @@ def test_cached_and_online_give_the_same_loss(tmp_path: Path, storage: str) -> N
     T = 2.0
     cache_targets([str(p) for p in paths], tmp_path / "train", tmp_path / "c", T=T, combine="mean",
                   storage=storage, k=5, precision="fp32")
-    feats, labels, utts = open_training_data(tmp_path / "train" / "feats", tmp_path / "train" / "labels" / "ali")
+    feats, labels, utts = open_labelled_frames(tmp_path / "train" / "feats", tmp_path / "train" / "labels" / "ali")
     src = open_cached_source(tmp_path / "c", T=T, feats=feats, labels=labels, utts=utts)
     loader = FrameLoader(feats, labels, utts, 2, 1, 64, cmvn, 10**6, seed=0, prefetch=0, soft=src)
     fmt = src.format if storage == "topk" else None
     online = OnlineSource(modules, T, "mean", fmt)
     student = torch.nn.Linear(4 * 8, 30)
     # The loader-side online source: teachers loaded from the checkpoints, run per batch.
-    teachers = [load_teacher(p) for p in paths]
+    teachers = [load_model(p) for p in paths]
     online_loader = FrameLoader(feats, labels, utts, 2, 1, 64, cmvn, 10**6, seed=0, prefetch=0,
                                 soft=OnlineTeacherSource(teachers, feats, T, "mean", fmt))
     n = 0

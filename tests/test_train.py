@@ -13,9 +13,11 @@ from _train_data import make_set
 from asrkd.features.cmvn import apply_cmvn, load_cmvn
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore, write_store
-from asrkd.train.checkpoint import load_checkpoint, load_model
+from asrkd.inference.model import load_checkpoint, load_model
+from asrkd.inference.window import context_windows
 from asrkd.train.config import load_train_config
-from asrkd.train.data import FrameLoader, context_windows, open_training_data
+from asrkd.data.labelled import open_labelled_frames
+from asrkd.train.data import FrameLoader
 from asrkd.train.loop import TrainData, train
 
 TINY = ["model.preset=tiny", "data.batch_size=64", "max_epochs=3", "data.prefetch=0", "num_threads=1"]
@@ -30,7 +32,7 @@ def data(tmp_path_factory) -> Path:
 
 
 def _loader(d: Path, **kw) -> FrameLoader:
-    feats, labels, utts = open_training_data(d / "train", d / "train" / "labels" / "ali")
+    feats, labels, utts = open_labelled_frames(d / "train", d / "train" / "labels" / "ali")
     args = dict(left=2, right=3, batch_size=50, cmvn=load_cmvn(d / "train")["global"],
                 chunk_frames=10**9, seed=0, prefetch=0)
     args.update(kw)
@@ -217,7 +219,7 @@ def test_mismatched_inputs_are_refused(data: Path, tmp_path: Path):
     with pytest.raises(AsrkdError, match="label inventory"):
         train(cfg, d, tmp_path / "exp")
     with pytest.raises(AsrkdError, match="frame counts"):
-        open_training_data(data / "dev", data / "train" / "labels" / "ali")  # same utt ids, other lengths
+        open_labelled_frames(data / "dev", data / "train" / "labels" / "ali")  # same utt ids, other lengths
 
 
 def test_fp16_amp_with_loss_scaling_trains(data: Path, tmp_path: Path):

@@ -62,9 +62,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from asrkd.softtargets.cache import CacheSpec, write_cache
     from asrkd.softtargets.formats import DEFAULT_K, TargetFormat, dense_fp32_bytes_per_frame
     from asrkd.softtargets.source import OnlineTeacherSource, open_cached_source
-    from asrkd.softtargets.teachers import Teacher
     from asrkd.train.config import TrainConfig
-    from asrkd.train.data import FrameLoader, open_training_data
+    from asrkd.data.labelled import open_labelled_frames
+    from asrkd.inference.device import resolve_precision
+    from asrkd.inference.model import InferenceModel
+    from asrkd.train.data import FrameLoader
     from asrkd.train.step import Stepper, make_optimizer
 
     logging.getLogger("asrkd").setLevel(logging.WARNING)
@@ -86,16 +88,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         assert out["cache_bytes_per_frame"] == TargetFormat("topk", NUM_CLASSES, DEFAULT_K).bytes_per_frame()
         out["dense_fp32_bytes_per_frame"] = float(dense_fp32_bytes_per_frame(NUM_CLASSES))
 
-        fs, ls, utts = open_training_data(d / "train" / "feats", d / "train" / "labels")
+        fs, ls, utts = open_labelled_frames(d / "train" / "feats", d / "train" / "labels")
         cmvn = load_cmvn(d / "train")["global"]
         cached = open_cached_source(d / "cache", T=T, feats=fs, labels=ls, utts=utts)
         teachers = []
         for i in range(NUM_TEACHERS):
             torch.manual_seed(100 + i)
             m = build_model(cfg_model).eval()
-            teachers.append(Teacher(m, cfg_model.left_context, cfg_model.right_context, cmvn, NUM_CLASSES, {}, {}))
-        from asrkd.softtargets.run import resolve_precision
-
+            teachers.append(InferenceModel(m, cfg_model, cmvn, {}, Path("synthetic")))
         online = OnlineTeacherSource(teachers, fs, T, "mean", cached.format, resolve_precision("auto"))
 
         def epoch(soft, alpha: float) -> float:

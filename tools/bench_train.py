@@ -86,7 +86,8 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
     from asrkd.features.cmvn import load_cmvn
     from asrkd.models import build_model, with_num_classes
     from asrkd.train.config import load_train_config
-    from asrkd.train.data import FrameLoader, open_training_data
+    from asrkd.data.labelled import open_labelled_frames
+    from asrkd.train.data import FrameLoader
     from asrkd.train.step import Stepper, make_optimizer
 
     cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", "precision=bf16"])
@@ -94,7 +95,7 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
     torch.manual_seed(0)
     model = build_model(mc)
     stepper = Stepper(model, model, make_optimizer(list(model.parameters()), cfg), cfg, torch.device("cpu"))
-    feats, labels, utts = open_training_data(root, root / "labels")
+    feats, labels, utts = open_labelled_frames(root, root / "labels")
     loader = FrameLoader(feats, labels, utts, mc.left_context, mc.right_context, BATCH,
                          load_cmvn(root)["global"], cfg.data.chunk_frames, 0, prefetch=cfg.data.prefetch)
 

@@ -22,7 +22,7 @@ import numpy as np
 
 from asrkd.features import inputnorm
 from asrkd.features.cmvn import load_cmvn
-from asrkd.data.datadir import read_num_frames, read_table
+from asrkd.data.datadir import feats_dir, read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
@@ -85,11 +85,11 @@ def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig,
     floor ``(F,)``). ``floor``: the training set's (from the model); None estimates it here
     (training) when ``cfg.floor_percentile > 0``."""
     data_dir = Path(data_dir)
-    store = FrameStore(data_dir / "feats")
+    store = FrameStore(feats_dir(data_dir))
     if floor is None:
         floor = estimate_floor(store, utts, cfg)
     elif tuple(floor.shape) != tuple(store.shape):
-        raise AsrkdError(f"{data_dir}/feats have dimension {store.shape}, the aligner's noise floor {floor.shape}")
+        raise AsrkdError(f"{store.directory} have dimension {store.shape}, the aligner's noise floor {floor.shape}")
     expected = read_num_frames(data_dir)
     cmvn = load_cmvn(data_dir) if cfg.cmvn != "none" else None
     utt2spk = read_table(data_dir / "utt2spk")

@@ -1,4 +1,4 @@
-"""Argument helpers shared by subcommands (config file + ``--set`` overrides, --force)."""
+"""Argument helpers shared by subcommands (config file + ``--set`` overrides, --force, --device)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,31 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
 
 def add_force_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="redo the step even if it is complete")
+
+
+def _device_spec(value: str) -> str:
+    from asrkd.errors import AsrkdError
+    from asrkd.inference.device import check_device_spec
+
+    try:
+        return check_device_spec(value)
+    except AsrkdError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def add_device_arg(p: argparse.ArgumentParser) -> None:
+    """``--device auto|cpu|cuda[:N]`` (resolved by :func:`asrkd.inference.device.resolve_device`)."""
+    p.add_argument("--device", type=_device_spec, default="auto", metavar="auto|cpu|cuda[:N]",
+                   help="where models run: auto (a GPU if CUDA is available, else the CPU), cpu, cuda or "
+                        "cuda:N (default: auto)")
+
+
+def add_precision_arg(p: argparse.ArgumentParser, help: str) -> None:  # noqa: A002 - argparse's name
+    """``--precision auto|bf16|fp16|fp32`` of inference (resolved by
+    :func:`asrkd.inference.device.resolve_precision` for the device)."""
+    from asrkd.inference.device import PRECISIONS
+
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=help)
 
 
 def config_from_args(cls: type[T], args: argparse.Namespace) -> T:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd.commands._common import add_force_arg, add_no_verify_arg
+from asrkd.commands._common import add_device_arg, add_force_arg, add_no_verify_arg, add_precision_arg
 
 NAME = "cache-targets"
 HELP = "run N teachers once over a data set and cache the combined tempered posteriors"
@@ -13,8 +13,8 @@ HELP = "run N teachers once over a data set and cache the combined tempered post
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_no_verify_arg(p)
+    from asrkd.inference.ensemble import COMBINE_RULES
     from asrkd.softtargets.cache import DEFAULT_SHARD_FRAMES
-    from asrkd.softtargets.combine import COMBINE_RULES
     from asrkd.softtargets.formats import DEFAULT_K, FORMATS
 
     p.add_argument("--model", action="append", required=True, metavar="CKPT",
@@ -28,8 +28,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--k", type=int, default=DEFAULT_K, help="classes kept per frame (topk)")
     p.add_argument("--out", required=True, type=Path, metavar="CACHE_DIR", help="cache directory to write")
     p.add_argument("--lang", type=Path, default=None, help="data/lang to check the label inventory against")
-    p.add_argument("--precision", choices=("auto", "bf16", "fp32"), default="auto",
-                   help="teacher inference: bf16 CPU autocast (auto: where the CPU has bf16) or fp32")
+    add_precision_arg(p, "teacher inference: bf16/fp16 autocast or fp32 (auto: bf16 on CPUs with native bf16, "
+                         "else fp32; on a GPU bf16 where supported, else fp16)")
+    add_device_arg(p)
     p.add_argument("--nj", type=int, default=1, help="parallel worker processes (per torchrun rank)")
     p.add_argument("--shard-frames", type=int, default=DEFAULT_SHARD_FRAMES, help="frames per shard (about)")
     add_force_arg(p)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cache_targets(
             args.model, args.feats, args.out, T=args.T, combine=args.combine, storage=args.format,
-            k=args.k, precision=args.precision, nj=args.nj, shard_frames=args.shard_frames,
+            k=args.k, precision=args.precision, device=args.device, nj=args.nj, shard_frames=args.shard_frames,
             lang_dir=args.lang, force=args.force,
         )
     finally:

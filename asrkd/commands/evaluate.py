@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from asrkd.commands._common import add_force_arg, add_no_verify_arg
+from asrkd.commands._common import add_device_arg, add_force_arg, add_no_verify_arg, add_precision_arg
 
 NAME = "evaluate"
 HELP = "frame accuracy and WER (hybrid decoding) of one model or an ensemble (mean / geometric mean of posteriors)"
@@ -18,13 +18,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_no_verify_arg(p)
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
-    p.add_argument("--combine", choices=["mean", "geometric"], default="mean",
+    from asrkd.inference.ensemble import COMBINE_RULES
+
+    p.add_argument("--combine", choices=COMBINE_RULES, default="mean",
                    help="how an ensemble combines posteriors")
     p.add_argument("--feats", required=True, type=Path, help="data dir to evaluate on (data/<set>)")
     p.add_argument("--labels", required=True, type=Path, help="label store of that set")
     p.add_argument("--out", required=True, type=Path, help="output dir (writes frame_acc.json)")
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto",
-                   help="inference precision (auto: bf16 on CPUs that support it)")
+    add_precision_arg(p, "inference precision (auto: bf16 on CPUs with native bf16, else fp32; on a GPU "
+                         "bf16 where supported, else fp16)")
+    add_device_arg(p)
     add_force_arg(p)
     from asrkd.decode.wer import add_wer_arguments
 
@@ -34,14 +37,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from asrkd.evaluation.evaluate import frame_accuracy
     from asrkd.fileio import atomic_write_json, is_done, mark_done
-    from asrkd.train.checkpoint import load_model
+    from asrkd.inference.device import resolve_device, resolve_precision
+    from asrkd.inference.model import load_model
 
-    models = [load_model(p) for p in args.model]
-    _run_wer(args, models)
+    device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
+    models = [load_model(p, device) for p in args.model]
+    _run_wer(args, models, precision)
     if is_done(args.out, ".frame_acc.done") and not args.force:
         log.info("%s: frame accuracy already computed (use --force to redo)", args.out)
         return 0
-    result = frame_accuracy(models, args.feats, args.labels, args.combine, args.precision)
+    result = frame_accuracy(models, args.feats, args.labels, args.combine, precision)
     atomic_write_json(args.out / "frame_acc.json", result)
     mark_done(args.out, {"frame_acc": result["frame_acc"]}, name=".frame_acc.done")
     log.info("frame accuracy %.4f over %d frames (%d model(s), %s); members: %s", result["frame_acc"],
@@ -50,9 +56,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_wer(args: argparse.Namespace, models: list) -> None:
+def _run_wer(args: argparse.Namespace, models: list, precision: str) -> None:
     """WER by hybrid decoding (asrkd.decode.wer), when --lang is given."""
     from asrkd.decode.wer import run_wer
-    from asrkd.evaluation.evaluate import posteriors
+    from asrkd.inference.ensemble import ensemble_posteriors
 
-    run_wer(args, lambda feats: posteriors(models, feats, args.combine, args.precision))
+    run_wer(args, lambda feats: ensemble_posteriors(models, feats, args.combine, precision))

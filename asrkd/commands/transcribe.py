@@ -7,7 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
-from asrkd.commands._common import add_config_args
+from asrkd.commands._common import add_config_args, add_device_arg, add_precision_arg
 
 NAME = "transcribe"
 HELP = "turn audio files into text with trained model(s), the lang and a unit LM"
@@ -19,12 +19,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", nargs="+", help="audio files (any rate; resampled like the training data)")
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
-    p.add_argument("--combine", choices=["mean", "geometric"], default="mean", help="ensemble combination")
+    from asrkd.inference.ensemble import COMBINE_RULES
+
+    p.add_argument("--combine", choices=COMBINE_RULES, default="mean", help="ensemble combination")
     p.add_argument("--lang", required=True, type=Path, help="lang dir the model was trained with (data/lang)")
     p.add_argument("--train-data", required=True, type=Path,
                    help="training data dir: feature config (feats/), LM text and word list (text)")
     p.add_argument("--prior-labels", type=Path, default=None, help="training label store for the priors")
-    p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="inference precision")
+    add_precision_arg(p, "inference precision (auto: bf16 on CPUs with native bf16, else fp32; on a GPU bf16 "
+                         "where supported, else fp16)")
+    add_device_arg(p)
     add_config_args(p)  # DecodeConfig values (--config decode.yaml, --set beam=16)
 
 
@@ -33,12 +37,15 @@ def run(args: argparse.Namespace) -> int:
     from asrkd.decode.decoder import DecodeConfig
     from asrkd.decode.transcribe import load_feature_config, transcribe_files
     from asrkd.decode.wer import make_decoder
-    from asrkd.train.checkpoint import load_model
+    from asrkd.inference.device import resolve_device, resolve_precision
+    from asrkd.inference.model import load_model
 
     cfg = config_from_args(DecodeConfig, args)
-    models = [load_model(p) for p in args.model]
+    device = resolve_device(args.device)
+    models = [load_model(p, device) for p in args.model]
     feat_cfg = load_feature_config(args.train_data, models)
     decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg)
-    for path, text in transcribe_files(args.audio, models, decoder, feat_cfg, args.combine, args.precision):
+    for path, text in transcribe_files(args.audio, models, decoder, feat_cfg, args.combine,
+                                       resolve_precision(args.precision, device)):
         sys.stdout.write(f"{path} {text}\n")
     return 0

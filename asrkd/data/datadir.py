@@ -17,6 +17,17 @@ from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text
 
 
+FEATS_DIR = "feats"  # the feature store inside a data dir (compute-feats, import-feats, augment-feats)
+
+
+def feats_dir(path: Path) -> Path:
+    """The feature store of a data dir: ``data/<set>`` -> ``data/<set>/feats``. A path that is
+    itself a frame store (it holds ``meta.json``) is returned unchanged, so a reader may be given
+    either; a writer gives the data dir."""
+    path = Path(path)
+    return path if (path / "meta.json").is_file() else path / FEATS_DIR
+
+
 @dataclass(frozen=True)
 class Segment:
     """A piece of a recording: ``start``/``end`` in seconds (end < 0 means to the end)."""

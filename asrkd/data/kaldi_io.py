@@ -19,7 +19,7 @@ import kaldiio
 import numpy as np
 
 from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.data.datadir import read_data_dir, write_num_frames
+from asrkd.data.datadir import feats_dir, read_data_dir, write_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text, is_done, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
@@ -27,12 +27,9 @@ from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.data.kaldi_io")
 
-FEATS_DIR = "feats"
-
-
 def export_feats(data_dir: Path, out_prefix: Path) -> tuple[Path, Path]:
     """Write ``data_dir/feats`` as ``out_prefix.ark`` + ``out_prefix.scp``; returns their paths."""
-    store = FrameStore(Path(data_dir) / FEATS_DIR)
+    store = FrameStore(feats_dir(data_dir))
     ark = Path(f"{out_prefix}.ark").resolve()
     scp = Path(f"{out_prefix}.scp")
     ark.parent.mkdir(parents=True, exist_ok=True)
@@ -82,7 +79,7 @@ def import_feats(src: Path, data_dir: Path, force: bool = False) -> FrameStore:
     if not src.is_file():
         raise AsrkdError(f"Kaldi feature file not found: {src}")
     data = read_data_dir(data_dir)
-    out_dir = data_dir / FEATS_DIR
+    out_dir = feats_dir(data_dir)
     if is_done(out_dir) and not force:
         raise AsrkdError(f"{out_dir} already holds a complete feature store; use --force to replace it")
     # Read into a side directory first: a bad source file leaves an existing store untouched.

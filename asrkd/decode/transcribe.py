@@ -1,5 +1,6 @@
 """Audio files -> text: the same front end as training (``asrkd.features.fbank``), the model's own
-CMVN (inside :func:`asrkd.evaluation.evaluate.posteriors`), then :class:`asrkd.decode.Decoder`."""
+input normalisation (inside :func:`asrkd.inference.ensemble.ensemble_posteriors`), then
+:class:`asrkd.decode.Decoder`."""
 
 from __future__ import annotations
 
@@ -7,42 +8,41 @@ import logging
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from asrkd.data.datadir import feats_dir
 from asrkd.decode.decoder import Decoder, log_posteriors
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
+from asrkd.inference.model import InferenceModel, check_models
 
 log = logging.getLogger("asrkd.decode.transcribe")
 
 
-def load_feature_config(train_dir: Path, models: Sequence) -> "object":  # noqa: ANN001
+def load_feature_config(train_dir: Path, models: Sequence[InferenceModel]) -> "object":  # noqa: ANN001
     """The FeatureConfig of ``train_dir/feats`` (recorded in its attrs), checked against the
     models' training-feature fingerprints."""
     from asrkd.config import from_dict
     from asrkd.features.fbank import FeatureConfig
 
-    store = FrameStore(Path(train_dir) / "feats")
+    store = FrameStore(feats_dir(train_dir))
     raw = store.attrs.get("feature_config")
     if raw is None:
-        raise AsrkdError(f"{train_dir}/feats records no feature_config")
+        raise AsrkdError(f"{store.directory} records no feature_config")
     cfg = from_dict(FeatureConfig, raw)
-    for m in models:
-        fp = (m.meta.get("fingerprints") or {}).get("feats")
-        if fp and fp != cfg.fingerprint():
-            raise AsrkdError(f"{m.path} was trained on other features than {train_dir}/feats")
+    check_models(models, cfg.fingerprint())
     return cfg
 
 
-def transcribe_files(paths: Sequence[str], models: Sequence, decoder: Decoder, feat_cfg,  # noqa: ANN001
+def transcribe_files(paths: Sequence[str], models: Sequence[InferenceModel], decoder: Decoder, feat_cfg,  # noqa: ANN001
                      combine: str = "mean", precision: str = "auto") -> Iterator[tuple[str, str]]:
     """Yield ``(path, text)`` per audio file."""
     from asrkd.data.audio import load_audio
-    from asrkd.evaluation.evaluate import posteriors
     from asrkd.features.fbank import compute_fbank
+    from asrkd.inference.ensemble import ensemble_posteriors
 
     for p in paths:
         samples = load_audio(str(p), feat_cfg.sample_rate)
         feats = compute_fbank(samples, feat_cfg)
-        post = posteriors(models, feats, combine, precision)
+        post = ensemble_posteriors(models, feats, combine, precision)
         hyp = decoder.decode(log_posteriors(post))
         log.debug("%s: %d frames -> %d units", p, feats.shape[0], len(hyp.units))
         yield str(p), hyp.text

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from asrkd.config import save_config
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import feats_dir, read_table
 from asrkd.decode.build import build_decoder
 from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
@@ -42,14 +42,9 @@ PosteriorFn = Callable[[np.ndarray], np.ndarray]
 FRAME_SHIFT_S = 0.01
 
 
-def _feats_store(data_dir: Path) -> FrameStore:
-    d = Path(data_dir)
-    return FrameStore(d / "feats" if (d / "feats").is_dir() else d)
-
-
 def _log_posteriors(posterior_fn: PosteriorFn, data_dir: Path, utts: Sequence[str] | None = None,
                     desc: str = "posteriors") -> dict[str, np.ndarray]:
-    store = _feats_store(data_dir)
+    store = FrameStore(feats_dir(data_dir))
     keys = store.keys() if utts is None else [u for u in utts if u in store]
     out = {}
     for u in progress(keys, total=len(keys), desc=desc):

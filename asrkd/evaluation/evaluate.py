@@ -1,85 +1,32 @@
 """Frame accuracy of one model or an ensemble (arithmetic or geometric mean of posteriors).
 
-:func:`posteriors` is the reusable core (the decoder adds WER on top of it): each model
-normalises the raw features as it was trained (noise floor, CMVN), sees its own context windows,
-and the members' distributions are combined per frame.
+Each model normalises the raw features as it was trained (noise floor, CMVN) and sees its own
+context windows (:mod:`asrkd.inference.forward`); the members' distributions are combined per
+frame (:mod:`asrkd.inference.ensemble`, the rules the soft-target cache uses, at T = 1).
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import torch
 
-from asrkd.errors import AsrkdError
+from asrkd.data.labelled import open_labelled_frames
+from asrkd.inference.ensemble import CombineRule, combine_posteriors, member_log_posteriors
+from asrkd.inference.model import InferenceModel, check_models
 from asrkd.logs import progress
-from asrkd.softtargets.combine import combine_logits
-from asrkd.train.checkpoint import LoadedModel
-from asrkd.train.data import context_windows, open_training_data
 
 log = logging.getLogger("asrkd.evaluation.evaluate")
 
-Combine = Literal["mean", "geometric"]
 
-
-def _autocast(precision: str) -> Any:
-    if precision == "bf16" or (precision == "auto" and torch.ops.mkldnn._is_mkldnn_bf16_supported()):
-        return torch.autocast("cpu", dtype=torch.bfloat16)
-    return contextlib.nullcontext()
-
-
-def member_log_posteriors(
-    models: Sequence[LoadedModel], feats: np.ndarray, precision: str = "auto", batch_frames: int = 4096
-) -> list[torch.Tensor]:
-    """``feats: (frames, F)`` raw features of one utterance -> per model ``(frames, C)`` log-posteriors."""
-    out = []
-    for m in models:
-        f = m.normalize(feats)
-        x = torch.from_numpy(context_windows(f, m.config.left_context, m.config.right_context))
-        parts = []
-        with torch.no_grad(), _autocast(precision):
-            for s in range(0, x.shape[0], batch_frames):
-                parts.append(torch.log_softmax(m.module(x[s : s + batch_frames]).float(), dim=-1))
-        out.append(torch.cat(parts) if parts else torch.zeros(0, m.config.num_classes))
-    return out
-
-
-def combine_posteriors(log_posts: Sequence[torch.Tensor], combine: Combine = "mean") -> torch.Tensor:
-    """Members' ``(frames, C)`` log-posteriors -> the ensemble's ``(frames, C)`` posteriors.
-
-    The same rules as the soft-target cache (mean of probabilities, or normalised geometric
-    mean) at temperature 1: log-posteriors are valid logits, so one implementation serves both."""
-    return combine_logits(list(log_posts), 1.0, combine)
-
-
-def posteriors(models: Sequence[LoadedModel], feats: np.ndarray, combine: Combine = "mean",
-               precision: str = "auto") -> np.ndarray:
-    """``feats: (frames, F)`` raw features -> ``(frames, C)`` float32 posteriors of the model/ensemble."""
-    return combine_posteriors(member_log_posteriors(models, feats, precision), combine).numpy()
-
-
-def check_compatible(models: Sequence[LoadedModel], feats_fingerprint: str | None,
-                     lang_fingerprint: str | None) -> None:
-    """All models share the label inventory of the data, and saw features like these."""
-    for m in models:
-        fp = (m.meta.get("fingerprints") or {})
-        if fp.get("lang") and lang_fingerprint and fp["lang"] != lang_fingerprint:
-            raise AsrkdError(f"{m.path} was trained on another label inventory than the evaluation labels")
-        if fp.get("feats") and feats_fingerprint and fp["feats"] != feats_fingerprint:
-            raise AsrkdError(f"{m.path} was trained on features with another config than the evaluation data")
-    if len({m.config.num_classes for m in models}) != 1:
-        raise AsrkdError("the models have different numbers of classes")
-
-
-def frame_accuracy(models: Sequence[LoadedModel], feats_dir: Path, labels_dir: Path,
-                   combine: Combine = "mean", precision: str = "auto") -> dict[str, Any]:
+def frame_accuracy(models: Sequence[InferenceModel], feats_dir: Path, labels_dir: Path,
+                   combine: CombineRule = "mean", precision: str = "auto") -> dict[str, Any]:
     """Frame accuracy of each member and of the combination over the labelled utterances."""
-    feats, labels, utts = open_training_data(feats_dir, labels_dir)
-    check_compatible(models, feats.attrs.get("fingerprint"), labels.attrs.get("lang_fingerprint"))
+    feats, labels, utts = open_labelled_frames(feats_dir, labels_dir)
+    check_models(models, feats.attrs.get("fingerprint"), labels.attrs.get("lang_fingerprint"))
     members = np.zeros(len(models), dtype=np.int64)
     correct, frames, nll = 0, 0, 0.0
     for u in progress(utts, total=len(utts), desc="evaluate"):

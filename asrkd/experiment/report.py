@@ -75,7 +75,7 @@ def checkpoint_params(path: Path) -> int | None:
     """Number of parameters of a checkpoint's model (None if the file is missing)."""
     if not path.is_file():
         return None
-    from asrkd.train.checkpoint import load_checkpoint
+    from asrkd.inference.model import load_checkpoint
 
     return int(sum(t.numel() for t in load_checkpoint(path)["model"].values()))
 

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkd.features.cmvn import load_cmvn, mean_std
-from asrkd.data.datadir import read_num_frames, read_table, write_num_frames, write_table
+from asrkd.data.datadir import feats_dir, read_num_frames, read_table, write_num_frames, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_json, atomic_write_text, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
@@ -72,7 +72,7 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
         log.info("%s is complete; skipping (--force to redo)", out)
         done_counts = read_num_frames(out)
         return {"utts": len(done_counts), "frames": sum(done_counts.values())}
-    feats, lab = FrameStore(src / "feats"), FrameStore(labels)
+    feats, lab = FrameStore(feats_dir(src)), FrameStore(labels)
     mean, std = mean_std(load_cmvn(src)["global"])
     if len(mean) != feats.shape[0]:
         raise AsrkdError(f"{src}: cmvn.json has {len(mean)} dims, the features {feats.shape[0]}")
@@ -98,7 +98,7 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
     atomic_write_json(out / "augment.json", spec)
     counts: dict[str, int] = {}
     lab_dir = out / "labels" / labels.name
-    with PartWriter(out / "feats", "0", "float32", feats.shape) as fw, \
+    with PartWriter(feats_dir(out), "0", "float32", feats.shape) as fw, \
             PartWriter(lab_dir, "0", "int32", ()) as lw:
         for u in progress(utts, total=len(utts), desc="augment"):
             x, y = np.asarray(feats[u], dtype=np.float32), np.asarray(lab[u], dtype=np.int32)
@@ -110,7 +110,7 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
                 fw.add(name, augment_frames(x, mean, std, _rng(seed, k, u), noise_sd, max_mask_bins))
                 lw.add(name, y)
                 counts[name] = len(x)
-    finalize_store(out / "feats", "float32", feats.shape, {**feats.attrs, "augment": spec}, counts)
+    finalize_store(feats_dir(out), "float32", feats.shape, {**feats.attrs, "augment": spec}, counts)
     finalize_store(lab_dir, "int32", (), lab.attrs, counts)
     write_num_frames(out, counts)
     if (src / "utt2spk").is_file():

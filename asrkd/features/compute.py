@@ -32,7 +32,9 @@ import numpy as np
 from asrkd.data.audio import load_audio
 from asrkd.features.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.data.datadir import UTT2NUM_FRAMES, DataDir, Segment, read_data_dir, read_table, write_num_frames, write_table
+from asrkd.data.datadir import (
+    UTT2NUM_FRAMES, DataDir, Segment, feats_dir, read_data_dir, read_table, write_num_frames, write_table,
+)
 from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
@@ -41,8 +43,6 @@ from asrkd.features.framing import num_frames
 from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.features.compute")
-
-FEATS_DIR = "feats"
 
 
 @dataclass(frozen=True)
@@ -243,7 +243,7 @@ def compute_feats(
     if not data.utts:
         raise AsrkdError(f"{data_dir}: no utterances (utt2spk is empty)")
     _check_audio_entries(data, data_dir)
-    out_dir = data_dir / FEATS_DIR
+    out_dir = feats_dir(data_dir)
     nj = max(1, min(int(nj), len(data.utts)))
     plan = _plan_id(cfg, data, nj)
     if force:

@@ -30,17 +30,18 @@ import numpy as np
 import torch
 
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_json, is_done, mark_done, read_json, remove_tree, sha256_strings
+from asrkd.fileio import atomic_write_json, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
+from asrkd.inference.ensemble import COMBINE_RULES, combine_logits
 from asrkd.logs import progress
-from asrkd.softtargets.combine import COMBINE_RULES, combine_logits
-from asrkd.softtargets.formats import TargetFormat, encode
-from asrkd.softtargets.verify import (
+from asrkd.softtargets.checksums import (
     check_meta_checksum,
     file_checksums,
+    frame_counts_fingerprint,
     integrity_problems,
     write_meta_checksum,
 )
+from asrkd.softtargets.formats import TargetFormat, encode
 
 log = logging.getLogger("asrkd.softtargets.cache")
 
@@ -48,8 +49,9 @@ FORMAT = "asrkd-softtargets"
 VERSION = 1
 DEFAULT_SHARD_FRAMES = 200_000  # ~17 MB per shard at k=20 (84 bytes per frame)
 
-# A teacher: features of one utterance (frames, F) float32 -> logits (frames, C). Wrappers apply the
-# model's own input normalisation and context splicing (see asrkd.softtargets.teachers).
+# A teacher: raw features of one utterance (frames, F) float32 -> logits (frames, C), computed at
+# its own precision on its own device (asrkd.inference.forward.Scorer: the model's input
+# normalisation, context window and autocast); the cache records spec.precision but knows no models.
 TeacherFn = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -66,7 +68,7 @@ class CacheSpec:
     feature_fingerprint: str  # fingerprint of the feature config of the input features
     feature_config: dict[str, Any] = field(default_factory=dict)
     teachers: tuple[dict[str, str], ...] = ()  # [{"path": ..., "sha256": ...}] per teacher
-    precision: str = "fp32"  # teacher inference: "fp32" | "bf16" (CPU autocast)
+    precision: str = "fp32"  # teacher inference: "fp32" | "bf16" | "fp16" (autocast; fp16 on GPUs)
     shard_frames: int = DEFAULT_SHARD_FRAMES
 
     def target_format(self) -> TargetFormat:
@@ -77,8 +79,8 @@ class CacheSpec:
             raise AsrkdError(f"cache-targets: T must be > 0, got {self.T}")
         if self.combine not in COMBINE_RULES:
             raise AsrkdError(f"cache-targets: combine must be one of {list(COMBINE_RULES)}, got {self.combine!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise AsrkdError(f"cache-targets: precision must be fp32 or bf16, got {self.precision!r}")
+        if self.precision not in ("fp32", "bf16", "fp16"):
+            raise AsrkdError(f"cache-targets: precision must be fp32, bf16 or fp16, got {self.precision!r}")
         if not self.teachers:
             raise AsrkdError("cache-targets: no teachers")
         self.target_format()
@@ -120,10 +122,6 @@ def shard_name(i: int) -> str:
     return f"{i:05d}"
 
 
-def frame_counts_fingerprint(frame_counts: dict[str, int]) -> str:
-    return sha256_strings(f"{u} {frame_counts[u]}" for u in sorted(frame_counts))
-
-
 def dist_rank_world() -> tuple[int, int]:
     """(rank, world size) of the torchrun job, (0, 1) when not distributed."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -136,13 +134,10 @@ def _barrier() -> None:
         torch.distributed.barrier()
 
 
-def teacher_logits(teachers: Sequence[TeacherFn], feats: torch.Tensor, precision: str) -> list[torch.Tensor]:
+def teacher_logits(teachers: Sequence[TeacherFn], feats: torch.Tensor) -> list[torch.Tensor]:
     """Run every teacher on one utterance. feats: (frames, F) -> N x (frames, C) float32."""
-    out = []
-    with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
-        for t in teachers:
-            out.append(t(feats).float())
-    return out
+    with torch.inference_mode():
+        return [t(feats).float() for t in teachers]
 
 
 def _shard_complete(out: Path, arrays: Iterable[str], name: str) -> bool:
@@ -208,7 +203,7 @@ def compute_shards(
         try:
             for utt in plan[i]:
                 x = torch.from_numpy(np.array(feats(utt), dtype=np.float32))  # a writable copy
-                logits = teacher_logits(teachers, x, spec.precision)
+                logits = teacher_logits(teachers, x)
                 probs = combine_logits(logits, spec.T, spec.combine)
                 if probs.shape != (frame_counts[utt], spec.num_classes):
                     raise AsrkdError(

@@ -16,11 +16,13 @@ How the loss treats the tail is documented in :mod:`asrkd.train.loss`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 
 from asrkd.errors import AsrkdError
+from asrkd.inference.device import to_device
 
 @dataclass
 class SoftTargets:
@@ -39,20 +41,19 @@ class SoftTargets:
     def is_dense(self) -> bool:
         return self.ids is None
 
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> "SoftTargets":
+        """``fn`` applied to each of the arrays present."""
+        return SoftTargets(fn(self.probs), None if self.ids is None else fn(self.ids),
+                           None if self.tail is None else fn(self.tail))
+
     def to(self, device: torch.device | str) -> "SoftTargets":
-        return SoftTargets(
-            self.probs.to(device),
-            None if self.ids is None else self.ids.to(device),
-            None if self.tail is None else self.tail.to(device),
-        )
+        """On ``device`` (on a GPU: asynchronous copies from pinned memory, asrkd.inference.device)."""
+        dev = torch.device(device)
+        return self.apply(lambda t: to_device(t, dev))
 
     def select(self, index: torch.Tensor) -> "SoftTargets":
         """The rows picked by a boolean mask or index over the leading dims."""
-        return SoftTargets(
-            self.probs[index],
-            None if self.ids is None else self.ids[index],
-            None if self.tail is None else self.tail[index],
-        )
+        return self.apply(lambda t: t[index])
 
 
 FORMATS: tuple[str, ...] = ("topk", "dense")

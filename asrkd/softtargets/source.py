@@ -17,12 +17,15 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
+from asrkd.data.labelled import open_labelled_frames
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
-from asrkd.softtargets.formats import SoftTargets
+from asrkd.inference.device import CPU, autocast, resolve_precision
+from asrkd.inference.ensemble import combine_logits
+from asrkd.inference.forward import rows_logits
+from asrkd.inference.model import InferenceModel, check_models, load_model
 from asrkd.softtargets.cache import SoftTargetCache
-from asrkd.softtargets.combine import combine_logits
-from asrkd.softtargets.formats import TargetFormat, encode_torch
+from asrkd.softtargets.formats import SoftTargets, TargetFormat, encode_torch
 
 
 def check_compatible(
@@ -148,7 +151,7 @@ class OnlineSource:
 
     teachers: models ``x (B, ...) -> logits (B, C)`` taking the student's batch input;
     fmt: None for the dense combined distribution (fp32), or a top-k format to coarsen the
-    targets exactly as the cache does (but without fp16 rounding)."""
+    targets exactly as the cache does (but without fp16 rounding); precision: auto|bf16|fp16|fp32."""
 
     def __init__(self, teachers: Sequence[Callable[[torch.Tensor], torch.Tensor]], T: float,
                  combine: str = "mean", fmt: TargetFormat | None = None, precision: str = "fp32"):
@@ -159,9 +162,8 @@ class OnlineSource:
         self.precision = precision
 
     def __call__(self, x: torch.Tensor) -> SoftTargets:
-        with torch.inference_mode():
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-                logits = [t(x).float() for t in self.teachers]
+        with torch.inference_mode(), autocast(resolve_precision(self.precision, x.device), x.device):
+            logits = [t(x).float() for t in self.teachers]
         return online_targets(logits, self.T, self.combine, self.format)
 
 
@@ -187,16 +189,14 @@ class OnlineTeacherSource:
     the teachers run on each batch's frames when the batch is gathered, on the same context
     windows (each teacher's own window and CMVN, as in the cache), nothing stored.
 
-    teachers: loaded teachers (asrkd.softtargets.teachers.Teacher); fmt: None = dense fp32
-    targets, or a top-k format (coarsened exactly as the cache, without fp16 rounding)."""
+    teachers: loaded models (asrkd.inference.model.load_model); fmt: None = dense fp32
+    targets, or a top-k format (coarsened exactly as the cache, without fp16 rounding);
+    precision: auto|bf16|fp16|fp32 of the teachers' forward (asrkd.inference.forward.rows_logits)."""
 
-    def __init__(self, teachers: Sequence, feats: FrameStore, T: float, combine: str = "mean",
+    def __init__(self, teachers: Sequence[InferenceModel], feats: FrameStore, T: float, combine: str = "mean",
                  fmt: TargetFormat | None = None, precision: str = "fp32"):
-        from asrkd.train.data import window_offsets
-
         self.teachers = list(teachers)
         self.feats = feats
-        self.offsets = [window_offsets(t.left, t.right) for t in self.teachers]
         self.T, self.combine, self.format, self.precision = T, combine, fmt, precision
 
     def load(self, utts: list[str]) -> _OnlineChunk:
@@ -206,14 +206,8 @@ class OnlineTeacherSource:
         return _OnlineChunk(np.concatenate(parts), start, start + np.repeat(counts, counts))
 
     def gather(self, chunk: _OnlineChunk, rows: np.ndarray) -> SoftTargets:
-        from asrkd.train.data import window_index
-
-        logits = []
-        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.precision == "bf16"):
-            for t, off in zip(self.teachers, self.offsets):
-                w = chunk.feats[window_index(rows, chunk.start[rows], chunk.end[rows], off)]  # (N, W, F)
-                x = torch.from_numpy(t.normalize(w.reshape(-1, w.shape[-1])).reshape(w.shape))
-                logits.append(t.module(x).float())
+        logits = [rows_logits(t, chunk.feats, rows, chunk.start[rows], chunk.end[rows], self.precision)
+                  for t in self.teachers]
         return online_targets(logits, self.T, self.combine, self.format)
 
 
@@ -224,20 +218,18 @@ def training_soft_source(
     cache: Path | None = None,
     teachers: Sequence[str] = (),
     combine: str = "mean",
+    device: torch.device = CPU,
 ) -> CachedSource | OnlineTeacherSource:
     """The soft source of ``asrkd train``: a cache (checked against the run's features, labels,
-    frame counts and T) or, with teacher checkpoints, the online reference (dense targets)."""
-    from asrkd.train.data import open_training_data
-
+    frame counts and T) or, with teacher checkpoints, the online reference (dense targets; the
+    teachers run on ``device``)."""
     if (cache is None) == (not teachers):
         raise AsrkdError("give either a soft-target cache or online teachers, not both or neither")
-    feats, labels, utts = open_training_data(Path(feats_dir), Path(labels_dir))
+    feats, labels, utts = open_labelled_frames(Path(feats_dir), Path(labels_dir))
     if cache is not None:
         return open_cached_source(Path(cache), T=T, feats=feats, labels=labels, utts=utts)
-    from asrkd.softtargets.teachers import check_teachers, load_teacher
-
-    loaded = [load_teacher(Path(p)) for p in teachers]
-    num_classes, lang_fp = check_teachers(loaded, feats.attrs.get("fingerprint"))
-    if num_classes != int(labels.attrs["num_classes"]) or (lang_fp and lang_fp != labels.attrs.get("lang_fingerprint")):
+    loaded = [load_model(Path(p), device) for p in teachers]
+    num_classes, _ = check_models(loaded, feats.attrs.get("fingerprint"), labels.attrs.get("lang_fingerprint"))
+    if num_classes != int(labels.attrs["num_classes"]):
         raise AsrkdError(f"online teachers' label inventory differs from {labels_dir}")
     return OnlineTeacherSource(loaded, feats, T, combine)

@@ -14,73 +14,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.data.datadir import read_num_frames
+from asrkd.data.datadir import feats_dir, read_num_frames
 from asrkd.errors import AsrkdError
-from asrkd.fileio import DONE_MARKER, atomic_write_text, is_done, sha256_file
-
-META_SHA = "meta.sha256"
-
-
-def cache_files(directory: Path) -> list[str]:
-    """Relative paths of every checksummed file: all files but meta.json, meta.sha256,
-    completion markers and leftover temporary files."""
-    directory = Path(directory)
-    out = []
-    for p in sorted(directory.rglob("*")):
-        if not p.is_file():
-            continue
-        rel = p.relative_to(directory).as_posix()
-        if rel in ("meta.json", META_SHA) or p.name == DONE_MARKER or ".tmp" in p.name:
-            continue
-        out.append(rel)
-    return out
-
-
-def file_checksums(directory: Path) -> dict[str, str]:
-    return {rel: sha256_file(Path(directory) / rel) for rel in cache_files(directory)}
-
-
-def write_meta_checksum(directory: Path) -> None:
-    atomic_write_text(Path(directory) / META_SHA, sha256_file(Path(directory) / "meta.json") + "\n")
-
-
-def check_meta_checksum(directory: Path) -> None:
-    """AsrkdError unless ``meta.sha256`` holds the sha256 of ``meta.json`` (checked on every open:
-    meta.json carries T, the format and every file's checksum)."""
-    sha_path, meta_path = Path(directory) / META_SHA, Path(directory) / "meta.json"
-    if not sha_path.is_file() or sha_path.read_text(encoding="utf-8", errors="replace").strip() != sha256_file(meta_path):
-        raise AsrkdError(f"soft-target cache {directory}: meta.json does not match {META_SHA} (corrupted or "
-                         "edited); rebuild it with `asrkd cache-targets ... --force`")
-
-
-def integrity_problems(d: Path) -> tuple[list[str], dict[str, Any] | None]:
-    problems: list[str] = []
-    if not is_done(d):
-        problems.append(f"{d}: incomplete (no {DONE_MARKER}); rerun cache-targets")
-    meta_path = d / "meta.json"
-    if not meta_path.is_file():
-        return problems + [f"{meta_path}: missing"], None
-    sha_path = d / META_SHA
-    if not sha_path.is_file():
-        problems.append(f"{sha_path}: missing")
-    elif sha_path.read_text(encoding="utf-8", errors="replace").strip() != sha256_file(meta_path):
-        problems.append(f"{meta_path}: checksum mismatch (corrupted)")
-    try:
-        meta = json.loads(meta_path.read_bytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return problems + [f"{meta_path}: unreadable ({e})"], None
-    expected = meta.get("checksums")
-    if not isinstance(expected, dict):
-        return problems + [f"{meta_path}: no checksums"], None
-    present = set(cache_files(d))
-    for rel in sorted(set(expected) - present):
-        problems.append(f"{d / rel}: missing")
-    for rel in sorted(present - set(expected)):
-        problems.append(f"{d / rel}: unexpected file")
-    for rel in sorted(set(expected) & present):
-        if sha256_file(d / rel) != expected[rel]:
-            problems.append(f"{d / rel}: checksum mismatch (corrupted)")
-    return problems, meta
+from asrkd.framestore import FrameStore
+from asrkd.softtargets.cache import SoftTargetCache
+from asrkd.softtargets.checksums import frame_counts_fingerprint, integrity_problems
 
 
 def verify_cache(
@@ -96,8 +34,6 @@ def verify_cache(
     problems, meta = integrity_problems(d)
     if meta is None:
         return problems
-    from asrkd.softtargets.cache import SoftTargetCache, frame_counts_fingerprint
-
     counts: dict[str, int] | None = None
     try:
         counts = SoftTargetCache(d).frame_counts()
@@ -117,8 +53,6 @@ def verify_cache(
         if inv.get("fingerprint") and lang.fingerprint != inv["fingerprint"]:
             problems.append(f"labels: cache inventory fingerprint differs from {lang_dir}")
     if labels_dir is not None:
-        from asrkd.framestore import FrameStore
-
         attrs = FrameStore(Path(labels_dir)).attrs
         if attrs.get("num_classes") != inv.get("num_classes"):
             problems.append(f"labels: cache has {inv.get('num_classes')} classes, {labels_dir} {attrs.get('num_classes')}")
@@ -147,7 +81,7 @@ def _check_data(meta: dict[str, Any], counts: dict[str, int] | None, data_dir: P
         if bad:
             sample = ", ".join(f"{u}: {counts[u]} vs {expected[u]}" for u in bad[:3])
             problems.append(f"frame counts: {len(bad)} utterance(s) differ from {data_dir}/utt2num_frames: {sample}")
-    feats_meta = data_dir / "feats" / "meta.json"
+    feats_meta = feats_dir(data_dir) / "meta.json"
     if feats_meta.is_file():
         attrs = json.loads(feats_meta.read_text(encoding="utf-8")).get("attrs", {})
         fp = meta.get("features", {}).get("fingerprint")

@@ -69,7 +69,6 @@ class TrainConfig:
     max_epochs: int = 20  # epochs at most
     early_stop_patience: int = 3  # stop after this many epochs without a better dev frame acc (0 = never)
     precision: Literal["auto", "bf16", "fp16", "fp32"] = "auto"  # auto: bf16 autocast on CPUs with bf16, fp16 AMP on GPU
-    device: str = "auto"  # auto | cpu | cuda
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch every this many steps (0 = epoch ends only)
     max_nonfinite: int = 20  # abort after this many skipped steps with a non-finite loss or gradient
     num_threads: int = 0  # torch intra-op threads (0 = all cores)

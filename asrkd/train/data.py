@@ -17,22 +17,19 @@ world-th frame), so the ranks see disjoint parts of every epoch.
 
 from __future__ import annotations
 
-import logging
 import queue
 import threading
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Protocol
 
 import numpy as np
 import torch
 
 from asrkd.features.inputnorm import normalize_input
-from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
+from asrkd.inference.device import pin, to_device
+from asrkd.inference.window import window_index, window_offsets
 from asrkd.softtargets.formats import SoftTargets
-
-log = logging.getLogger("asrkd.train.data")
 
 
 @dataclass
@@ -56,10 +53,11 @@ class Batch:
         return int(self.labels.shape[0])
 
     def to(self, device: torch.device) -> "Batch":
+        """This batch on ``device`` (itself on the CPU; on a GPU, asynchronous copies from pinned memory)."""
         if device.type == "cpu":
             return self
         return Batch(
-            self.x.to(device, non_blocking=True), self.labels.to(device, non_blocking=True),
+            to_device(self.x, device), to_device(self.labels, device),
             self.utts, self.frames, None if self.soft is None else self.soft.to(device),
         )
 
@@ -72,27 +70,6 @@ class SoftSource(Protocol):
 
     def gather(self, chunk: Any, rows: np.ndarray) -> SoftTargets:
         """Targets of chunk rows ``rows: (N,)`` (indices into the concatenated frames)."""
-
-
-def window_offsets(left: int, right: int) -> np.ndarray:
-    """``(W,)`` frame offsets of a context window: -left .. +right."""
-    return np.arange(-left, right + 1, dtype=np.int64)
-
-
-def window_index(rows: np.ndarray, start: np.ndarray, end: np.ndarray, offsets: np.ndarray) -> np.ndarray:
-    """Row indices ``(N, W)`` of the windows centred on ``rows: (N,)``; ``start/end: (N,)`` are
-    the first and one-past-last rows of each row's utterance (edges repeat the end frames)."""
-    idx = rows[:, None] + offsets[None, :]
-    return np.clip(idx, start[:, None], end[:, None] - 1)
-
-
-def context_windows(feats: np.ndarray, left: int, right: int) -> np.ndarray:
-    """All windows of one utterance: ``feats: (frames, F)`` -> ``(frames, left + 1 + right, F)``."""
-    n_frames = feats.shape[0]
-    rows = np.arange(n_frames, dtype=np.int64)
-    idx = window_index(rows, np.zeros(n_frames, np.int64), np.full(n_frames, n_frames, np.int64),
-                       window_offsets(left, right))
-    return feats[idx]
 
 
 @dataclass
@@ -109,47 +86,13 @@ class Chunk:
     soft: Any = None
 
 
-def feats_store_dir(path: Path) -> Path:
-    """``data/<set>`` or ``data/<set>/feats`` -> the feature store directory."""
-    path = Path(path)
-    return path / "feats" if (path / "feats").is_dir() else path
-
-
-def open_training_data(feats_dir: Path, labels_dir: Path) -> tuple[FrameStore, FrameStore, list[str]]:
-    """Feature store (``feats_dir`` = data dir or its ``feats/``) and label store, and their
-    common utterances (sorted), checked to agree in frame counts and feature config."""
-    feats = FrameStore(feats_store_dir(feats_dir))
-    labels = FrameStore(Path(labels_dir))
-    if "num_classes" not in labels.attrs:
-        raise AsrkdError(f"label store {labels_dir} has no num_classes attribute")
-    ffp = feats.attrs.get("fingerprint")
-    lfp = labels.attrs.get("feats_fingerprint")
-    if ffp and lfp and ffp != lfp:
-        raise AsrkdError(
-            f"labels {labels_dir} were made from features with config fingerprint {lfp[:12]}, "
-            f"but {feats_dir} has {ffp[:12]}; realign or use the matching features"
-        )
-    utts = sorted(set(feats.keys()) & set(labels.keys()))
-    if not utts:
-        raise AsrkdError(f"no utterance is in both {feats_dir} and {labels_dir}")
-    skipped = len(set(feats.keys()) - set(utts))
-    if skipped:
-        log.info("%s: %d of %d utterances have no labels (failed alignment); using %d",
-                 feats_dir, skipped, len(feats), len(utts))
-    bad = [u for u in utts if feats.num_frames(u) != labels.num_frames(u)]
-    if bad:
-        raise AsrkdError(
-            f"{len(bad)} utterance(s) have different frame counts in {feats_dir} and {labels_dir}, "
-            f"e.g. {bad[0]}: {feats.num_frames(bad[0])} vs {labels.num_frames(bad[0])}"
-        )
-    return feats, labels, utts
-
-
 class FrameLoader:
     """Batches of one rank for a training set (see the module docstring).
 
     cmvn: one stats entry ({"count", "sum", "sumsq"}) or None for no normalisation;
-    floor: noise floor (F,) applied before it, or None (asrkd.features.inputnorm).
+    floor: noise floor (F,) applied before it, or None (asrkd.features.inputnorm);
+    device: where the batches will go: for a GPU they are made in pinned memory (in the
+    prefetch thread), so that :meth:`Batch.to` copies them without blocking.
     """
 
     def __init__(
@@ -168,12 +111,14 @@ class FrameLoader:
         prefetch: int = 2,
         soft: SoftSource | None = None,
         floor: np.ndarray | None = None,
+        device: torch.device = torch.device("cpu"),
     ):
         self.feats, self.labels, self.utts = feats, labels, list(utts)
         self.offsets = window_offsets(left, right)
         self.batch_size, self.cmvn, self.floor, self.seed = batch_size, cmvn, floor, seed
         self.chunk_frames = max(1, chunk_frames)
         self.rank, self.world, self.prefetch, self.soft = rank, world, prefetch, soft
+        self.device = device
         self.counts = np.array([feats.num_frames(u) for u in self.utts], dtype=np.int64)
         self.total_frames = int(self.counts.sum())
         self.in_memory = self.total_frames <= self.chunk_frames
@@ -235,14 +180,18 @@ class FrameLoader:
         return chunk
 
     def gather(self, chunk: Chunk, rows: np.ndarray) -> Batch:
-        """The batch of chunk rows ``rows: (N,)``."""
+        """The batch of chunk rows ``rows: (N,)`` (in pinned memory when bound for a GPU)."""
         idx = window_index(rows, chunk.start[rows], chunk.end[rows], self.offsets)
+
+        def pinned(t: torch.Tensor) -> torch.Tensor:
+            return pin(t, self.device)
+
         return Batch(
-            x=torch.from_numpy(chunk.feats[idx]),
-            labels=torch.from_numpy(chunk.labels[rows].astype(np.int64)),
+            x=pinned(torch.from_numpy(chunk.feats[idx])),
+            labels=pinned(torch.from_numpy(chunk.labels[rows].astype(np.int64))),
             utts=torch.from_numpy(chunk.utt[rows]),
             frames=torch.from_numpy(chunk.frame[rows]),
-            soft=None if self.soft is None else self.soft.gather(chunk.soft, rows),
+            soft=None if self.soft is None else self.soft.gather(chunk.soft, rows).apply(pinned),
         )
 
     def _rows(self, epoch: int, start_step: int) -> Iterator[tuple[int, np.ndarray, np.ndarray]]:

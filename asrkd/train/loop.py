@@ -11,6 +11,7 @@ the same arguments reaches the same result as an uninterrupted one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import time
@@ -21,17 +22,20 @@ from typing import Any
 import torch
 
 from asrkd.config import save_config, to_dict
+from asrkd.data.labelled import open_labelled_frames
 from asrkd.errors import AsrkdError
 from asrkd.features.inputnorm import training_input_norm
 from asrkd.fileio import atomic_write_json, atomic_write_text, clear_done, is_done, mark_done
+from asrkd.inference.device import autocast, resolve_device, resolve_precision
+from asrkd.inference.model import load_checkpoint
 from asrkd.logs import add_log_file, progress
 from asrkd.models import build_model, count_params, model_config_dict, with_num_classes
-from asrkd.train.checkpoint import load_checkpoint, save_checkpoint
+from asrkd.train.checkpoint import save_checkpoint
 from asrkd.train.config import TrainConfig
-from asrkd.train.data import FrameLoader, SoftSource, eval_batches, open_training_data
+from asrkd.train.data import FrameLoader, SoftSource, eval_batches
 from asrkd.train.distributed import all_reduce_sum, barrier, init_distributed
 from asrkd.train.schedule import LRSchedule
-from asrkd.train.step import Stepper, autocast_for, make_optimizer
+from asrkd.train.step import Stepper, make_optimizer
 
 log = logging.getLogger("asrkd.train")
 
@@ -75,12 +79,6 @@ class RunState:
     best_epoch: int = -1
     best_acc: float = -1.0
     stats: EpochStats = field(default_factory=EpochStats)
-
-
-def resolve_device(cfg: TrainConfig) -> torch.device:
-    if cfg.device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(cfg.device)
 
 
 def evaluate_frames(
@@ -134,8 +132,10 @@ def _init_weights(model: torch.nn.Module, model_cfg: Any, path: Path) -> None:
     log.info("initialised the weights from %s", path)
 
 
-def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False) -> list[dict[str, Any]]:
-    """Train one model into ``out`` (see the module docstring); returns the per-epoch metrics."""
+def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False,
+          device: str | torch.device = "auto") -> list[dict[str, Any]]:
+    """Train one model into ``out`` (see the module docstring) on ``device`` (auto|cpu|cuda[:N]);
+    returns the per-epoch metrics."""
     out = Path(out)
     if is_done(out) and not force:
         log.info("%s is complete; skipping (use --force to retrain)", out)
@@ -145,7 +145,7 @@ def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False) -> 
         torch.set_num_threads(cfg.num_threads)
     numba_threads = _match_numba_threads(torch.get_num_threads())
     try:
-        return _train(cfg, data, out, force)
+        return _train(cfg, data, out, force, resolve_device(device))
     finally:
         torch.set_num_threads(threads)  # the caller's process keeps its own setting
         _match_numba_threads(numba_threads)
@@ -174,16 +174,16 @@ def _remove_log_file(path: Path) -> None:
             h.close()
 
 
-def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[dict[str, Any]]:
-    device = resolve_device(cfg)
+def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool, device: torch.device) -> list[dict[str, Any]]:
     dist_info = init_distributed(device)
     if dist_info.enabled and device.type == "cuda":
         device = torch.device(dist_info.device)  # one GPU per rank
-    autocast = autocast_for(cfg, device)  # for dev metrics; the Stepper has its own
+    # for dev metrics; the Stepper has its own
+    dev_autocast = functools.partial(autocast, resolve_precision(cfg.precision, device), device)
 
     # ---- data -----------------------------------------------------------------------------
-    feats, labels, utts = open_training_data(data.feats, data.labels)
-    dev_feats, dev_labels, dev_utts = open_training_data(data.dev_feats, data.dev_labels)
+    feats, labels, utts = open_labelled_frames(data.feats, data.labels)
+    dev_feats, dev_labels, dev_utts = open_labelled_frames(data.dev_feats, data.dev_labels)
     num_classes = int(labels.attrs["num_classes"])
     if int(dev_labels.attrs["num_classes"]) != num_classes or (
         labels.attrs.get("lang_fingerprint") != dev_labels.attrs.get("lang_fingerprint")
@@ -200,7 +200,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     loader = FrameLoader(
         feats, labels, utts, cfg_model.left_context, cfg_model.right_context, cfg.data.batch_size, cmvn,
         cfg.data.chunk_frames, cfg.seed, dist_info.rank, dist_info.world, cfg.data.prefetch, data.soft,
-        floor=floor,
+        floor=floor, device=device,
     )
     dev_shard = dev_utts[dist_info.rank :: dist_info.world]
 
@@ -317,7 +317,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             net.module if dist_info.enabled else net,
             eval_batches(dev_feats, dev_labels, dev_shard, cfg_model.left_context, cfg_model.right_context,
                          max(cfg.data.batch_size, 1024), cmvn, floor),
-            autocast, cfg, device)
+            dev_autocast, cfg, device)
         s = state.stats
         tr = all_reduce_sum([s.loss_sum, s.correct, s.frames, d_loss, d_correct, d_frames], dist_info)
         dev_acc = tr[4] / max(1.0, tr[5])

@@ -6,35 +6,18 @@ trains. Mixed precision: fp32 master weights, bf16 (CPU) / fp16 or bf16 (GPU) au
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
+from asrkd.inference.device import autocast, resolve_precision
 from asrkd.train.config import TrainConfig
 from asrkd.kernels import fast_dnn
 from asrkd.train.data import Batch
 from asrkd.train.loss import training_loss
-
-
-def resolve_precision(cfg: TrainConfig, device: torch.device) -> str:
-    """``cfg.precision`` with "auto" decided for this device: bf16 / fp16 / fp32."""
-    if cfg.precision != "auto":
-        return cfg.precision
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "bf16" if torch.ops.mkldnn._is_mkldnn_bf16_supported() else "fp32"
-
-
-def autocast_for(cfg: TrainConfig, device: torch.device) -> Callable[[], Any]:
-    """A factory of autocast contexts for the resolved precision (nullcontext for fp32)."""
-    prec = resolve_precision(cfg, device)
-    if prec == "fp32":
-        return contextlib.nullcontext
-    dtype = torch.bfloat16 if prec == "bf16" else torch.float16
-    return lambda: torch.autocast(device.type, dtype=dtype)
 
 
 def make_optimizer(params: list[torch.nn.Parameter], cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -63,10 +46,11 @@ class Stepper:
     def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  cfg: TrainConfig, device: torch.device, distributed: bool = False):
         self.net, self.model, self.optimizer, self.cfg = net, model, optimizer, cfg
-        self.autocast = autocast_for(cfg, device)
+        precision = resolve_precision(cfg.precision, device)
+        self.autocast = functools.partial(autocast, precision, device)
         self.distributed = distributed
         # fp16 gradients underflow without loss scaling; bf16 and fp32 need none.
-        self.scaler = torch.amp.GradScaler(device.type) if resolve_precision(cfg, device) == "fp16" else None
+        self.scaler = torch.amp.GradScaler(device.type) if precision == "fp16" else None
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         # A DNN with Adam in bf16 on CPU trains with the hand-fused step (same arithmetic, fewer
@@ -74,7 +58,7 @@ class Stepper:
         # with autograd.
         self.fast = (fast_dnn.FastDnnStep(model, optimizer)  # type: ignore[arg-type]
                      if cfg.fast_step == "auto"
-                     and fast_dnn.supports(model, optimizer, device, resolve_precision(cfg, device), distributed)
+                     and fast_dnn.supports(model, optimizer, device, precision, distributed)
                      else None)
 
     @property
