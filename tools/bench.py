@@ -38,6 +38,7 @@ def _entry(module: str) -> Bench:
 
 
 BENCHES: dict[str, Bench] = {
+    "export": _entry("bench_export"),  # export_max_abs_diff_*, export_frames_per_s_1thread_*: the exported student (TorchScript, ONNX)
     "feats": _entry("bench_feats"),  # feats_xrt_1core: decode + resample + fbank + write, x real time
     "decode": _entry("bench_decode"),  # decode_rtf: beam-search time / audio time (1 core, default beam) + decode_wer
     "align": _entry("bench_align"),  # align_frames_per_s: banded Viterbi, 300-state graph, 650-frame utterances, one core

@@ -18,7 +18,7 @@ log = logging.getLogger("asrkd.commands.transcribe")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", nargs="+", help="audio files (any rate; resampled like the training data)")
     p.add_argument("--model", action="append", required=True, type=Path,
-                   help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
+                   help="checkpoint (exp/<name>/final.pt) or a model of `asrkd export`; repeat for an ensemble")
     from asrkd.inference.ensemble import COMBINE_RULES
 
     p.add_argument("--combine", choices=COMBINE_RULES, default="mean", help="ensemble combination")
@@ -38,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from asrkd.decode.transcribe import load_feature_config, transcribe_files
     from asrkd.decode.wer import make_decoder
     from asrkd.inference.device import resolve_device, resolve_precision
+    from asrkd.inference.export import is_exported, load_exported
     from asrkd.inference.model import load_model
 
     cfg = config_from_args(DecodeConfig, args)
     device = resolve_device(args.device)
-    models = [load_model(p, device) for p in args.model]
+    models = [load_exported(p) if is_exported(p) else load_model(p, device) for p in args.model]
     feat_cfg = load_feature_config(args.train_data, models)
     decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg)
     for path, text in transcribe_files(args.audio, models, decoder, feat_cfg, args.combine,

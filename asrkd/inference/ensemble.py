@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from asrkd.errors import AsrkdError
+from asrkd.inference.export import ExportedModel
 from asrkd.inference.forward import frame_log_posteriors
 from asrkd.inference.model import InferenceModel
 
@@ -55,10 +56,12 @@ def combine_posteriors(log_posts: Sequence[torch.Tensor], rule: str = "mean") ->
     return combine_logits(list(log_posts), 1.0, rule)
 
 
-def member_log_posteriors(models: Sequence[InferenceModel], feats: np.ndarray,
+def member_log_posteriors(models: Sequence[InferenceModel | ExportedModel], feats: np.ndarray,
                           precision: str = "auto") -> list[torch.Tensor]:
-    """``feats: (frames, F)`` raw features of one utterance -> per model ``(frames, C)`` log-posteriors."""
-    return [frame_log_posteriors(m, feats, precision) for m in models]
+    """``feats: (frames, F)`` raw features of one utterance -> per model ``(frames, C)`` log-posteriors
+    (an exported model runs its own fp32 graph: ``precision`` applies to checkpoints)."""
+    return [torch.from_numpy(m(feats)) if isinstance(m, ExportedModel) else frame_log_posteriors(m, feats, precision)
+            for m in models]
 
 
 def ensemble_posteriors(models: Sequence[InferenceModel], feats: np.ndarray, rule: str = "mean",
