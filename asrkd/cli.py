@@ -64,11 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser(_named_command(argv))
     args = parser.parse_args(argv)
     setup_logging(verbose=args.verbose)
+    if hasattr(args, "no_verify"):  # commands that read frame stores
+        from asrkd.framestore import set_verify_on_open
+
+        set_verify_on_open(not args.no_verify)
     log.debug("command line: %s", " ".join(sys.argv))
     try:
         rc = args._run(args)
     except AsrkdError as e:
         print(f"asrkd {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:  # disk full, read-only or missing directory, permissions: the user's to fix
+        what = f"{e.strerror or e}" + (f": {e.filename}" if e.filename else "")
+        print(f"asrkd {args.command}: error: {what}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"asrkd {args.command}: interrupted", file=sys.stderr)

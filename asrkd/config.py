@@ -4,7 +4,10 @@ Rules (DESIGN.md, "Configs"):
 - every field of a config dataclass has a default and a comment with its unit;
 - unknown keys in YAML or in ``--set`` overrides are errors that list the valid keys;
 - ``--set a.b=value`` overrides are parsed as YAML scalars and type-checked against the field;
-- the resolved config is written next to every output (:func:`save_config`).
+- the resolved config is written next to every output (:func:`save_config`);
+- numeric fields with a valid range name it in the class's ``RANGES`` (interval notation,
+  ``"(0, inf)"``, ``"[0, 1]"``): a value outside is an error when the config is loaded, before any
+  data is read.
 
 Nested dataclasses are sections: ``--set model.hidden_dim=1024``.
 """
@@ -12,6 +15,7 @@ Nested dataclasses are sections: ``--set model.hidden_dim=1024``.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from pathlib import Path
@@ -22,6 +26,10 @@ import yaml
 from asrkd.errors import AsrkdError
 
 T = TypeVar("T")
+
+
+# Scientific notation that YAML 1.1 (PyYAML) leaves a string: a mantissa without a dot (1e-7, -2E3).
+_YAML11_MISSED_FLOAT = re.compile(r"[-+]?[0-9]+[eE][-+]?[0-9]+")
 
 
 def _type_name(tp: Any) -> str:
@@ -54,6 +62,10 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(e))
         raise AsrkdError(f"config {where}: {value!r} does not fit {_type_name(tp)}")
     if origin is typing.Literal:
+        if isinstance(value, bool) and all(isinstance(a, str) for a in args):
+            # YAML 1.1 reads an unquoted off/no/on/yes as a boolean; among string choices it is the word
+            words = ("on", "yes", "true") if value else ("off", "no", "false")
+            value = next((w for w in words if w in args), value)
         if value not in args:
             raise AsrkdError(f"config {where}: {value!r} is not one of {list(args)}")
         return value
@@ -72,6 +84,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise AsrkdError(f"config {where}: expected a mapping, got {value!r}")
         return dict(value)
     if tp is float:
+        if isinstance(value, str) and _YAML11_MISSED_FLOAT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-7 (no dot) as a string; a float field means the number
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise AsrkdError(f"config {where}: expected a number, got {value!r}")
         return float(value)
@@ -108,7 +122,22 @@ def from_dict(cls: type[T], data: dict[str, Any] | None, where: str = "") -> T:
     kwargs = {}
     for name, value in data.items():
         kwargs[name] = _coerce(value, hints[name], f"{where}.{name}" if where else name)
+        check_range(cls, name, kwargs[name], f"{where}.{name}" if where else name)
     return cls(**kwargs)
+
+
+def check_range(cls: type, name: str, value: Any, where: str) -> None:
+    """AsrkdError when field ``name`` of config class ``cls`` has a ``RANGES`` entry and
+    ``value`` lies outside that interval, e.g. ``"(0, inf)"`` (open) or ``"[0, 1]"`` (closed)."""
+    spec = getattr(cls, "RANGES", {}).get(name)
+    if spec is None or value is None:
+        return
+    lo_s, hi_s = (s.strip() for s in spec[1:-1].split(","))
+    lo, hi = float(lo_s), float(hi_s)
+    ok_lo = value > lo if spec[0] == "(" else value >= lo
+    ok_hi = value < hi if spec[-1] == ")" else value <= hi
+    if not (ok_lo and ok_hi):
+        raise AsrkdError(f"config {where}: {value!r} is outside the valid range {spec}")
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

@@ -34,6 +34,18 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode("utf-8"))
 
 
+def write_text_if_changed(path: Path, text: str) -> bool:
+    """Write ``text`` atomically unless ``path`` already holds exactly it (its mtime then stays,
+    so a rerun of a step that remakes the same file does not look like new input). Returns
+    whether it wrote."""
+    data = text.encode("utf-8")
+    path = Path(path)
+    if path.is_file() and path.stat().st_size == len(data) and path.read_bytes() == data:
+        return False
+    atomic_write_bytes(path, data)
+    return True
+
+
 def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_text(Path(path), json.dumps(obj, indent=2, sort_keys=True) + "\n")
 

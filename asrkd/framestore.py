@@ -7,7 +7,7 @@ Layout of a store directory::
     part-<name>.bin  raw C-order rows of dtype x shape, utterances back to back
     .done            completion marker, written last
 
-Arrays are keyed by utterance id and stored unpadded: ``store[utt]`` is ``(T, *shape)``.
+Arrays are keyed by utterance id and stored unpadded: ``store[utt]`` is ``(frames, *shape)``.
 Reading memory-maps the parts, so a store larger than RAM is fine.
 
 Writing happens in *parts* so that parallel jobs (``--nj``) and torchrun ranks each write their
@@ -17,10 +17,18 @@ names and renames them on :meth:`PartWriter.close`; a part whose ``.idx`` exists
 merges the part indexes, checks them, checksums the parts, and writes ``index.tsv``,
 ``meta.json`` and the marker. Parts are deterministic for deterministic input, so a resumed
 run is byte-identical to an uninterrupted one.
+
+Reading verifies (:meth:`FrameStore.check_integrity`, on by default when a store is opened):
+every part's size and sha256 against ``meta.json``, the index against the parts and the frame
+total, and, for float stores, that every value is finite (a NaN names its utterance). A store
+verified once is not re-read by the same process while its files are unchanged (size and
+mtime). ``set_verify_on_open(False)`` (the ``--no-verify`` option of the commands that read
+stores) skips it for stores too large to hash at every start.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +49,17 @@ from asrkd.fileio import (
 
 FORMAT = "asrkd-framestore"
 VERSION = 1
+_READ_BLOCK = 1 << 24  # bytes hashed / checked for finiteness at a time
+
+_verify_on_open = True
+# Stores this process verified: directory -> signature (meta.json and parts: size, mtime_ns).
+_verified: dict[str, tuple] = {}
+
+
+def set_verify_on_open(on: bool) -> None:
+    """Whether :class:`FrameStore` verifies stores when they are opened (default True)."""
+    global _verify_on_open
+    _verify_on_open = bool(on)
 
 
 def _part_paths(directory: Path, name: str) -> tuple[Path, Path]:
@@ -55,7 +74,7 @@ def part_done(directory: Path, name: str) -> bool:
 class PartWriter:
     """Appends utterance arrays to one part of a store.
 
-    ``dtype``/``shape``: every array added must be ``(T, *shape)`` and castable to ``dtype``.
+    ``dtype``/``shape``: every array added must be ``(frames, *shape)`` and castable to ``dtype``.
     """
 
     def __init__(self, directory: Path, name: str, dtype: str | np.dtype, shape: tuple[int, ...]):
@@ -74,7 +93,7 @@ class PartWriter:
         self._seen: set[str] = set()
 
     def add(self, utt: str, array: np.ndarray) -> None:
-        """Append ``array`` of shape ``(T, *shape)`` for utterance ``utt``."""
+        """Append ``array`` of shape ``(frames, *shape)`` for utterance ``utt``."""
         a = np.asarray(array)
         if a.shape[1:] != self.shape:
             raise AsrkdError(
@@ -121,7 +140,7 @@ def finalize_store(
 ) -> "FrameStore":
     """Merge all closed parts of ``directory`` into one index and mark the store complete.
 
-    ``expected_frames``: if given ({utt: T}), every stored utterance must have exactly that many
+    ``expected_frames``: if given ({utt: frames}), every stored utterance must have exactly that many
     rows (checked against ``utt2num_frames`` by the callers), else AsrkdError.
     """
     directory = Path(directory)
@@ -164,7 +183,7 @@ def finalize_store(
         },
     )
     mark_done(directory)
-    return FrameStore(directory)
+    return FrameStore(directory, verify=False)  # just checksummed; readers verify when they open it
 
 
 def check_frame_counts(where: Any, got: dict[str, int], expected: dict[str, int]) -> None:
@@ -201,9 +220,10 @@ class _Entry:
 
 
 class FrameStore:
-    """Read-only view of a complete store. ``store[utt]`` -> ``(T, *shape)`` memmap view."""
+    """Read-only view of a complete store. ``store[utt]`` -> ``(frames, *shape)`` memmap view."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, verify: bool | None = None):
+        """``verify``: check integrity now (None = the process default, see module docstring)."""
         self.directory = Path(directory)
         if not is_done(self.directory):
             raise AsrkdError(
@@ -222,6 +242,8 @@ class FrameStore:
             utt, p, o, n = line.split()
             self._index[utt] = _Entry(p, int(o), int(n))
         self._maps: dict[str, np.ndarray] = {}
+        if _verify_on_open if verify is None else verify:
+            self.check_integrity()
 
     def _part(self, name: str) -> np.ndarray:
         m = self._maps.get(name)
@@ -271,16 +293,88 @@ class FrameStore:
             raise AsrkdError(f"frame store {self.directory}: {len(missing)} utterance(s) missing, e.g. {missing[:5]}")
         check_frame_counts(f"frame store {self.directory}", {u: self._index[u].rows for u in expected}, expected)
 
-    def verify(self) -> list[str]:
-        """Recompute part checksums and sizes; return a list of problems (empty = intact)."""
+    def _signature(self) -> tuple:
+        files = [self.directory / "meta.json", self.directory / "index.tsv"]
+        files += [self.directory / f"part-{p['name']}.bin" for p in self.meta["parts"]]
+        return tuple((f.name, s.st_size, s.st_mtime_ns) for f in files if f.exists() for s in [f.stat()])
+
+    def check_integrity(self) -> None:
+        """Raise AsrkdError naming every problem :meth:`verify` finds (skipped when this process
+        already verified the unchanged files)."""
+        key = str(self.directory.resolve())
+        sig = self._signature()
+        if _verified.get(key) == sig:
+            return
+        problems = self.verify()
+        if problems:
+            shown = "; ".join(problems[:5]) + (f"; ... ({len(problems)} problems)" if len(problems) > 5 else "")
+            raise AsrkdError(f"frame store {self.directory} is damaged: {shown}. Rebuild it "
+                             "(rerun the step that wrote it with --force)")
+        _verified[key] = sig
+
+    def verify(self, finite: bool = True) -> list[str]:
+        """Recompute part sizes and checksums, check the index against the parts and, for float
+        stores when ``finite``, that every value is finite; return the problems (empty = intact)."""
         problems = []
+        row_bytes = self.dtype.itemsize * int(np.prod(self.shape, dtype=np.int64))
+        part_rows: dict[str, int] = {}
+        check_finite = finite and self.dtype.kind in "fc"
         for p in self.meta["parts"]:
             path = self.directory / f"part-{p['name']}.bin"
             if not path.is_file():
                 problems.append(f"{path}: missing")
                 continue
-            if path.stat().st_size != p["bytes"]:
-                problems.append(f"{path}: size {path.stat().st_size} != {p['bytes']}")
-            elif sha256_file(path) != p["sha256"]:
+            size = path.stat().st_size
+            if size != p["bytes"]:
+                problems.append(f"{path}: size {size} != {p['bytes']} (truncated or overwritten)")
+                continue
+            part_rows[p["name"]] = size // row_bytes if row_bytes else 0
+            digest, bad_rows = _scan_part(path, self.dtype, row_bytes, check_finite)
+            if digest != p["sha256"]:
                 problems.append(f"{path}: checksum mismatch (corrupted)")
+            if bad_rows.size:
+                utts = self._utts_of_rows(p["name"], bad_rows)
+                problems.append(f"{path}: non-finite values (NaN/inf) in {len(utts)} utterance(s): "
+                                + ", ".join(utts[:5]))
+        listed = {p["name"] for p in self.meta["parts"]}
+        for utt, e in self._index.items():
+            if e.part not in listed:
+                problems.append(f"{self.directory}/index.tsv: {utt} is in part {e.part!r}, which meta.json does not list")
+            elif e.part in part_rows and e.offset + e.rows > part_rows[e.part]:
+                problems.append(f"{self.directory}/index.tsv: {utt} rows {e.offset}..{e.offset + e.rows} "
+                                f"beyond part {e.part} ({part_rows[e.part]} rows)")
+        total = sum(e.rows for e in self._index.values())
+        if total != int(self.meta.get("num_frames", total)) or len(self._index) != int(self.meta.get("num_utts", len(self._index))):
+            problems.append(f"{self.directory}: index.tsv has {len(self._index)} utterances / {total} frames, "
+                            f"meta.json {self.meta.get('num_utts')} / {self.meta.get('num_frames')}")
         return problems
+
+    def _utts_of_rows(self, part: str, rows: np.ndarray) -> list[str]:
+        """Sorted utterance ids of ``part`` that hold any of the row numbers ``rows``."""
+        out = set()
+        for utt, e in self._index.items():
+            if e.part == part and np.any((rows >= e.offset) & (rows < e.offset + e.rows)):
+                out.add(utt)
+        return sorted(out)
+
+
+def _scan_part(path: Path, dtype: np.dtype, row_bytes: int, check_finite: bool) -> tuple[str, np.ndarray]:
+    """One read of a part file: its sha256 and (float stores) the row numbers holding a non-finite value."""
+    h = hashlib.sha256()
+    bad: list[np.ndarray] = []
+    # Blocks are whole rows so that a non-finite value maps to its row.
+    block = max(row_bytes, (_READ_BLOCK // max(row_bytes, 1)) * row_bytes) if row_bytes else _READ_BLOCK
+    offset = 0
+    with open(path, "rb") as f:
+        while True:
+            buf = f.read(block)
+            if not buf:
+                break
+            h.update(buf)
+            if check_finite and row_bytes:
+                vals = np.frombuffer(buf, dtype=dtype)
+                if not np.isfinite(vals).all():
+                    items_per_row = row_bytes // dtype.itemsize
+                    bad.append(offset // row_bytes + np.unique(np.flatnonzero(~np.isfinite(vals)) // items_per_row))
+            offset += len(buf)
+    return h.hexdigest(), (np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64))

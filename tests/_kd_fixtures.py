@@ -56,3 +56,14 @@ def make_teacher(path: Path, cmvn: dict, num_classes: int = 30, seed: int = 0) -
     })
     model.eval()
     return model
+
+
+def teacher_args(d: Path, n: int = 2) -> list[str]:
+    """``--model`` arguments of ``n`` tiny teachers written to ``d/t<i>.pt`` (CMVN of ``d/train``)."""
+    from asrkd.features.cmvn import load_cmvn
+
+    cmvn = load_cmvn(d / "train")["global"]
+    paths = [d / f"t{i}.pt" for i in range(n)]
+    for i, p in enumerate(paths):
+        make_teacher(p, cmvn, seed=i)
+    return sum((["--model", str(p)] for p in paths), [])

@@ -94,9 +94,53 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+TRAIN_ALIGNER = ["--set", "iterations=8", "--set", "mixup_iterations=4", "--set", "max_gauss=60"]
+
+
+def test_unalignable_utterances_refuse_the_set_by_default(corpus: Path, tmp_path: Path, capsys) -> None:
+    """The 5-frame utterance cannot be aligned: without --skip-unalignable the set is refused
+    (nothing written); with it, more than --max-skip-fraction lost is refused too."""
+    rc = main(["align", str(corpus / "train"), str(corpus / "lang"), "--exp", str(tmp_path / "exp"),
+               "--name", "refused", *TRAIN_ALIGNER])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "1 utterance(s) cannot be aligned" in err and "spk1-u000" in err and "--skip-unalignable" in err
+    assert not (corpus / "train" / "labels" / "refused").exists()
+    rc = main(["align", str(corpus / "train"), str(corpus / "lang"), "--exp", str(tmp_path / "exp"),
+               "--name", "refused", "--skip-unalignable", "--max-skip-fraction", "0.01", *TRAIN_ALIGNER])
+    assert rc == 2 and "more than --max-skip-fraction 0.01" in capsys.readouterr().err
+
+
+def test_empty_transcript_is_not_aligned_as_silence(corpus: Path, tmp_path: Path, caplog) -> None:
+    d = tmp_path / "test"
+    import shutil
+
+    shutil.copytree(corpus / "test", d)
+    text = (d / "text").read_text().splitlines()
+    empty_utt = text[2].split()[0]
+    text[2] = empty_utt
+    (d / "text").write_text("\n".join(text) + "\n")
+    if not (corpus / "exp" / "final.gmm.npz").is_file():
+        assert main(["align", str(corpus / "train"), str(corpus / "lang"), "--exp", str(corpus / "exp"),
+                     "--skip-unalignable", *TRAIN_ALIGNER]) == 0
+    model = ["--model", str(corpus / "exp" / "final.gmm.npz")]
+    assert main(["align", str(d), str(corpus / "lang"), *model]) == 2
+    with caplog.at_level("WARNING"):
+        assert main(["align", str(d), str(corpus / "lang"), "--skip-unalignable", "--max-skip-fraction", "0.1",
+                     *model]) == 0
+    assert any(r.levelname == "WARNING" and empty_utt in r.getMessage() and "empty-transcript" in r.getMessage()
+               for r in caplog.records)
+    assert any(r.levelname == "WARNING" and "1 of 15 utterance(s)" in r.getMessage() for r in caplog.records)
+    labels = d / "labels" / "flatstart"
+    assert empty_utt not in FrameStore(labels) and read_failed(labels)[empty_utt].startswith("empty-transcript")
+    import json
+
+    assert json.loads((labels / "report.json").read_text())["failed"] == 1
+
+
 def test_flat_start_recovers_word_boundaries(corpus: Path) -> None:
     rc = main(["align", str(corpus / "train"), str(corpus / "lang"), "--exp", str(corpus / "exp"),
-               "--set", "iterations=8", "--set", "mixup_iterations=4", "--set", "max_gauss=60"])
+               "--skip-unalignable", *TRAIN_ALIGNER])
     assert rc == 0
     store = FrameStore(corpus / "train" / "labels" / "flatstart")
     lang = load_lang(corpus / "lang")

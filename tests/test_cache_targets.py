@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 
 from asrkd.cli import main
-from asrkd.features.cmvn import load_cmvn
 from asrkd.fileio import read_json
 
-from _kd_fixtures import make_data_dir, make_teacher
+from _kd_fixtures import make_data_dir, teacher_args
 
 ROOT = Path(__file__).resolve().parents[1]
 ASRKD = [sys.executable, "-m", "asrkd"]
@@ -89,17 +88,9 @@ def test_killed_run_resumes_byte_identical(tmp_path: Path) -> None:
         assert got[name] == want[name], f"{name} differs after kill and resume"
 
 
-def _teachers(tmp_path: Path) -> list[str]:
-    cmvn = load_cmvn(tmp_path / "train")["global"]
-    paths = [tmp_path / f"t{i}.pt" for i in range(2)]
-    for i, p in enumerate(paths):
-        make_teacher(p, cmvn, seed=i)
-    return sum((["--model", str(p)] for p in paths), [])
-
-
 def test_jobs_and_torchrun_ranks_write_the_same_cache(tmp_path: Path) -> None:
     make_data_dir(tmp_path / "train")
-    args = ["cache-targets", *_teachers(tmp_path), "--feats", str(tmp_path / "train"), "--T", "2",
+    args = ["cache-targets", *teacher_args(tmp_path), "--feats", str(tmp_path / "train"), "--T", "2",
             "--k", "5", "--shard-frames", "150", "--precision", "fp32"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     meta = read_json(tmp_path / "one" / "meta.json")
@@ -126,7 +117,7 @@ def test_verify_targets_command(tmp_path: Path, capsys: pytest.CaptureFixture) -
     make_data_dir(tmp_path / "train")
     make_data_dir(tmp_path / "dev", num_utts=10, seed=3)
     out = tmp_path / "c"
-    assert main(["cache-targets", *_teachers(tmp_path), "--feats", str(tmp_path / "train"), "--T", "2",
+    assert main(["cache-targets", *teacher_args(tmp_path), "--feats", str(tmp_path / "train"), "--T", "2",
                  "--format", "dense", "--out", str(out)]) == 0
     ok = ["verify-targets", str(out), "--feats", str(tmp_path / "train"), "--labels",
           str(tmp_path / "train" / "labels" / "ali")]

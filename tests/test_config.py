@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pytest
 import yaml
@@ -124,3 +125,28 @@ def test_every_recipe_train_config_loads() -> None:
         assert cfg.max_epochs > 0, p
         if p.name == "student.yaml":
             assert 0.0 < cfg.loss.soft_weight <= 1.0 and cfg.loss.temperature > 0, p
+
+
+def test_scientific_notation_without_a_dot_is_a_number_in_float_fields(tmp_path) -> None:
+    """PyYAML reads 1e-7 as a string (YAML 1.1); a float field takes it as the number."""
+    from asrkd.train.config import load_train_config
+
+    (tmp_path / "c.yaml").write_text("optim:\n  lr: 3e-4\n  eps: 1E-8\n")
+    cfg = load_train_config(tmp_path / "c.yaml", ["schedule.min_lr=1e-6"])
+    assert (cfg.optim.lr, cfg.optim.eps, cfg.schedule.min_lr) == (3e-4, 1e-8, 1e-6)
+
+
+@dataclass(frozen=True)
+class _Switch:
+    mode: Literal["auto", "off"] = "auto"  # a string choice that YAML 1.1 would read as a boolean
+
+
+def test_unquoted_off_is_the_word_among_string_choices(tmp_path):
+    p = tmp_path / "s.yaml"
+    p.write_text("mode: off\n")  # YAML 1.1: False
+    assert load_config(_Switch, p).mode == "off"
+    assert load_config(_Switch, None, ["mode=off"]).mode == "off"
+    save_config(_Switch(mode="off"), tmp_path / "r.yaml")
+    assert load_config(_Switch, tmp_path / "r.yaml").mode == "off"
+    with pytest.raises(AsrkdError, match="not one of"):
+        load_config(_Switch, None, ["mode=on"])  # True: "on" is no choice here

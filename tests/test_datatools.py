@@ -135,3 +135,18 @@ def test_selection_functions_reject_nonsense(tmp_path: Path) -> None:
     with pytest.raises(AsrkdError):
         datatools.select_num_speakers(d, 3, seed=0)
     assert datatools.select_fraction(d, 0.01, seed=0) and len(datatools.select_fraction(d, 1.0, seed=0)) == 6
+
+
+def test_num_frames_round_trip_and_bad_counts(tmp_path: Path) -> None:
+    """utt2num_frames: the one reader returns ints; a missing file or a bad count names the file."""
+    from asrkd.data.datadir import read_num_frames, write_num_frames
+
+    write_num_frames(tmp_path, {"b": 7, "a": 0})
+    assert (tmp_path / "utt2num_frames").read_text() == "a 0\nb 7\n"
+    assert read_num_frames(tmp_path) == {"a": 0, "b": 7}
+    with pytest.raises(AsrkdError, match="missing file"):
+        read_num_frames(tmp_path / "nothing")
+    for bad in ("-3", "2.5", "x"):
+        (tmp_path / "utt2num_frames").write_text(f"a {bad}\n")
+        with pytest.raises(AsrkdError, match="utt2num_frames: a: frame count"):
+            read_num_frames(tmp_path)

@@ -76,5 +76,54 @@ def test_verify_detects_flipped_byte(tmp_path):
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0x01
     part.write_bytes(bytes(data))
-    problems = FrameStore(tmp_path).verify()
+    problems = FrameStore(tmp_path, verify=False).verify()
     assert len(problems) == 1 and "checksum" in problems[0]
+    with pytest.raises(AsrkdError, match="damaged.*checksum mismatch.*--force"):
+        FrameStore(tmp_path)  # opening verifies by default
+
+
+def test_open_names_the_utterance_with_a_nan(tmp_path):
+    arrays = _arrays(4, 3)
+    write_store(tmp_path, arrays.items(), np.float32, (3,))
+    utt = sorted(arrays)[2]
+    store = FrameStore(tmp_path)
+    e_offset = next(i for i, u in enumerate(store.keys()) if u == utt)
+    rows_before = sum(store.num_frames(u) for u in store.keys()[:e_offset])
+    part = tmp_path / "part-0.bin"
+    data = bytearray(part.read_bytes())
+    data[(rows_before * 3 + 1) * 4:(rows_before * 3 + 2) * 4] = np.array([np.nan], np.float32).tobytes()
+    part.write_bytes(bytes(data))
+    with pytest.raises(AsrkdError, match=f"non-finite values.*1 utterance.*{utt}"):
+        FrameStore(tmp_path)
+
+
+def test_open_refuses_a_truncated_part(tmp_path):
+    write_store(tmp_path, _arrays(3, 4).items(), np.float32, (4,))
+    part = tmp_path / "part-0.bin"
+    part.write_bytes(part.read_bytes()[:-16])
+    with pytest.raises(AsrkdError, match="truncated"):
+        FrameStore(tmp_path)
+
+
+def test_verification_can_be_turned_off_and_is_done_once(tmp_path, monkeypatch):
+    from asrkd import framestore
+
+    write_store(tmp_path, _arrays(3, 4).items(), np.float32, (4,))
+    calls = []
+    real = framestore._scan_part
+    monkeypatch.setattr(framestore, "_scan_part", lambda *a: (calls.append(1), real(*a))[1])
+    FrameStore(tmp_path)
+    FrameStore(tmp_path)
+    assert len(calls) == 1  # unchanged files are not hashed twice by one process
+    framestore.set_verify_on_open(False)
+    try:
+        part = tmp_path / "part-0.bin"
+        data = bytearray(part.read_bytes())
+        data[5] ^= 0x01
+        part.write_bytes(bytes(data))
+        FrameStore(tmp_path)  # --no-verify: opens
+        assert len(calls) == 1
+    finally:
+        framestore.set_verify_on_open(True)
+    with pytest.raises(AsrkdError, match="checksum"):
+        FrameStore(tmp_path)  # changed files are verified again

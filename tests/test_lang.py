@@ -72,7 +72,7 @@ def test_complete_lang_is_kept_and_another_config_refused(tmp_path: Path, caplog
 def test_lexicon_units(tmp_path: Path) -> None:
     lex = tmp_path / "cmu.dict"
     lex.write_text(";;; comment\nHELLO  HH AH0 L OW1\nHELLO(2)  HH EH0 L OW1\nWORLD  W ER1 L D\n")
-    lang = make_lang(["HELLO WORLD"], tmp_path / "lang", LangConfig(unit_type="lexicon", lexicon=str(lex)))
+    lang = make_lang(["HELLO WORLD"], tmp_path / "lang", LangConfig(unit_type="lexicon", lexicon=str(lex), g2p="none"))
     assert lang.units == ["<sil>", "AH", "D", "ER", "HH", "L", "OW", "W"]
     lang = load_lang(tmp_path / "lang")  # reload: the lexicon travels inside data/lang
     wu = lang.transcript_units("HELLO WORLD")

@@ -99,3 +99,14 @@ def test_write_scoring_files(tmp_path) -> None:  # noqa: ANN001
     assert "1 no -> yes" in errors
     assert (tmp_path / "wer.txt").read_text().startswith("%WER 40.00 [ 2 / 5, 0 ins, 1 del, 1 sub ]")
     assert (tmp_path / "hyp").read_text() == "s-1 yes yes yes\ns-2 no\n"
+
+
+def test_char_counts_are_those_of_the_char_alignment() -> None:
+    """CER counts (kaldialign's edit distance) split S/D/I as the printed alignment would."""
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        ref = "".join(rng.choice(list("ab c"), size=rng.integers(0, 15)))
+        hyp = "".join(rng.choice(list("ab c"), size=rng.integers(0, 15)))
+        c = score_utterance("u", ref, hyp).chars
+        a = count_errors(align(list(ref.replace(" ", "")), list(hyp.replace(" ", ""))))
+        assert (c.ref, c.sub, c.dele, c.ins) == (a.ref, a.sub, a.dele, a.ins)

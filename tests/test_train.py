@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -128,6 +129,36 @@ def test_training_learns_and_writes_its_experiment_dir(data: Path, tmp_path: Pat
     (out / ".done").unlink()
     with pytest.raises(AsrkdError, match="different config"):
         train(load_train_config(None, TINY + ["seed=5"]), d, out)
+
+
+def test_fast_step_setting_and_the_step_path_in_log_and_metrics(data: Path, tmp_path: Path,
+                                                                caplog: pytest.LogCaptureFixture):
+    """fast_step=auto trains a DNN in bf16 on CPU with the fused step, off with autograd; the log and
+    metrics.json (the run and each epoch) say which step and GEMM ran, and either setting resumes
+    the other's run."""
+    import torch
+    if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        pytest.skip("no CPU bf16: the fused step does not apply")
+    from asrkd.kernels import amx_gemm
+
+    d = TrainData(data / "train", data / "train/labels/ali", data / "dev", data / "dev/labels/ali")
+    base = TINY + ["precision=bf16", "max_epochs=1"]
+    caplog.set_level(logging.INFO, logger="asrkd")
+    for setting, path in (("auto", "fused-bf16"), ("off", "autograd")):
+        out = tmp_path / setting
+        metrics = train(load_train_config(None, base + [f"fast_step={setting}"]), d, out)
+        saved = json.loads((out / "metrics.json").read_text())
+        # the tiny model's layers are far narrower than the AMX GEMM's AMX_MIN_K: oneDNN on any CPU
+        gemm = "onednn" if path == "fused-bf16" else "n/a"
+        assert (saved["step_path"], saved["gemm"]) == (path, gemm)
+        assert [(m["step_path"], m["gemm"]) for m in metrics] == [(path, gemm)]
+        assert f"training step: {path} (fast_step={setting}), GEMM: {gemm}" in caplog.text
+        assert metrics[0]["dev_frame_acc"] > 0.3
+    assert not amx_gemm.available() or amx_gemm.status() == "built"
+    (tmp_path / "auto" / ".done").unlink()  # resume the fused run's last.pt with the other path
+    assert len(train(load_train_config(None, base + ["fast_step=off"]), d, tmp_path / "auto")) == 1
+    with pytest.raises(AsrkdError, match="fast_step"):
+        load_train_config(None, TINY + ["fast_step=on"])
 
 
 def test_init_from_starts_at_the_checkpoint_weights(data: Path, tmp_path: Path):

@@ -91,6 +91,8 @@ BROKEN: dict[str, tuple[Callable[[Path], None], str, str]] = {
     "segment past the end": (_add_segments_past_end, "spkA-u2", "segments:2: spkA-u2: ends at 0.900 s, after the end"),
     "empty transcript": (lambda d: replace_line(d / "text", "spkA-u2", b"spkA-u2 \n"), "spkA-u2",
                          "text:2: spkA-u2: empty transcript"),
+    "punctuation-only transcript": (lambda d: replace_line(d / "text", "spkA-u2", b"spkA-u2 ... !\n"), "spkA-u2",
+                                    "text:2: spkA-u2: transcript has no words"),
     "non-UTF-8 transcript": (lambda d: replace_line(d / "text", "spkA-u2", b"spkA-u2 caf\xe9 au lait\n"), "spkA-u2",
                              "text:2: spkA-u2: not valid UTF-8"),
     "duplicate id": (lambda d: replace_line(d / "text", "spkA-u2", b"spkA-u2 ONE\nspkA-u2 TWO\n"), "spkA-u2",

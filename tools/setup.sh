@@ -7,7 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(sox libsox-fmt-all espeak-ng libespeak-ng1 flite festival festvox-kallpc16k festvox-kdlpc16k \
-  festvox-us-slt-hts bible-kjv bible-kjv-text libsndfile1 gcc)  # gcc: the AMX GEMM (asrkd/kernels/amx_gemm.c)
+  festvox-us-slt-hts bible-kjv bible-kjv-text libsndfile1)
+# gcc builds the training step's AMX GEMM (asrkd/kernels/amx_gemm.c): only where the CPU has AMX.
+if grep -qw amx_tile /proc/cpuinfo 2>/dev/null; then APT_PACKAGES+=(gcc); fi
 
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -38,7 +40,8 @@ if ! .venv/bin/python -c "import asrkd, torch, torchaudio" 2>/dev/null || ! inst
   .venv/bin/pip install -q -e ".[dev]"
   touch .venv/.asrkd-installed
 fi
-# Build the training step's AMX GEMM now rather than at the first training run (a no-op on CPUs
-# without AMX: the step then uses oneDNN alone).
-.venv/bin/python -c "from asrkd.kernels import amx_gemm; print('setup: AMX GEMM', 'built' if amx_gemm.available() else 'not used (no AMX on this CPU/OS, or the build failed: see above)')"
+# Build the training step's AMX GEMM now rather than at the first training run. The CPU flags
+# and the OS's permission are checked before any compiler runs: without AMX this prints
+# "no AMX on this CPU: oneDNN GEMM" and builds nothing.
+.venv/bin/python -c "from asrkd.kernels import amx_gemm; print('setup: AMX GEMM:', amx_gemm.status())"
 echo "setup: done ($(.venv/bin/python -c 'import torch, torchaudio; print("torch", torch.__version__, "torchaudio", torchaudio.__version__)'))"

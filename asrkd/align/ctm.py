@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from asrkd.align.contexts import segment_starts
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text
 from asrkd.features.framing import FrameSpec, boundary_time
@@ -24,7 +25,7 @@ Segment = tuple[str, float, float]  # (token, start_s, end_s)
 
 
 def unit_segments(classes: np.ndarray, lang: Lang) -> list[tuple[int, int, int]]:
-    """``classes: (T,)`` -> ``[(unit_id, first_frame, end_frame_exclusive), ...]``."""
+    """``classes: (frames,)`` -> ``[(unit_id, first_frame, end_frame_exclusive), ...]``."""
     c = np.asarray(classes, dtype=np.int64)
     if c.size == 0:
         return []
@@ -32,9 +33,7 @@ def unit_segments(classes: np.ndarray, lang: Lang) -> list[tuple[int, int, int]]
         raise AsrkdError(f"class id out of range for {lang.directory} ({lang.num_classes} classes)")
     units = lang.class_unit[c]
     states = lang.class_state[c]
-    new = np.ones(c.size, dtype=bool)
-    new[1:] = (units[1:] != units[:-1]) | (states[1:] < states[:-1])
-    starts = np.flatnonzero(new)
+    starts = np.flatnonzero(segment_starts(units, states))
     ends = np.append(starts[1:], c.size)
     return [(int(units[s]), int(s), int(e)) for s, e in zip(starts, ends)]
 

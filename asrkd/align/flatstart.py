@@ -12,7 +12,7 @@ Schedule (Kaldi ``train_mono.sh`` in spirit):
    frames whose label changed and the failures.
 
 :func:`align_utterances` is the model-independent part: it takes any ``score_fn(utt, classes)
--> (T, K)`` and is what realignment with another model uses.
+-> (frames, K)`` and is what realignment with another model uses.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.align")
 
-ScoreFn = Callable[[str, np.ndarray], np.ndarray]  # (utt, classes (K,)) -> (T, K) scores
+ScoreFn = Callable[[str, np.ndarray], np.ndarray]  # (utt, classes (K,)) -> (frames, K) scores
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ def make_graphs(lang: Lang, texts: dict[str, str], utts: list[str]) -> tuple[dic
     """Graphs of ``utts`` -> (graphs, failed {utt: reason})."""
     graphs, failed = {}, {}
     for u in utts:
+        if not texts.get(u, "").split():  # would align as silence only: speech labelled silence
+            failed[u] = "empty-transcript: no words to align"
+            continue
         try:
             graphs[u] = build_graph(lang, lang.transcript_units(texts.get(u, "")))
         except AsrkdError as e:
@@ -62,37 +65,37 @@ def make_graphs(lang: Lang, texts: dict[str, str], utts: list[str]) -> tuple[dic
 
 
 def frame_energy(feats: np.ndarray, cfg: FrontendConfig) -> np.ndarray:
-    """Per-frame energy proxy ``(T,)`` from aligner features (c0, or the mean log-mel bin)."""
+    """Per-frame energy proxy ``(frames,)`` from aligner features (c0, or the mean log-mel bin)."""
     n_static = feats.shape[1] // (cfg.delta_order + 1)
     return feats[:, 0] if cfg.num_ceps > 0 else feats[:, :n_static].mean(1)
 
 
 def equal_alignment(graph: Graph, energy: np.ndarray, vad_threshold: float) -> np.ndarray:
-    """Flat-start node path ``(T,)``: energy-trimmed silence at the edges, the speech frames
+    """Flat-start node path ``(frames,)``: energy-trimmed silence at the edges, the speech frames
     split evenly over the word states. Raises AlignFailure if too short."""
-    T = energy.shape[0]
+    n_frames = energy.shape[0]
     word_nodes = np.flatnonzero(graph.node_word >= 0)
     sil_nodes = np.flatnonzero(graph.node_word < 0)
     if word_nodes.size == 0:
         lead, trail = sil_nodes, np.zeros(0, dtype=np.int64)
-        a, b = 0, T
+        a, b = 0, n_frames
         seq = lead
     else:
         lead = sil_nodes[sil_nodes < word_nodes[0]]
         trail = sil_nodes[sil_nodes > word_nodes[-1]]
         lo, hi = np.percentile(energy, [10, 90])
         speech = np.flatnonzero(energy > lo + vad_threshold * (hi - lo))
-        a, b = (int(speech[0]), int(speech[-1]) + 1) if speech.size else (0, T)
+        a, b = (int(speech[0]), int(speech[-1]) + 1) if speech.size else (0, n_frames)
         # Silence blocks need a frame per state; otherwise the path skips them.
         if a < lead.size:
             a = 0
-        if T - b < trail.size:
-            b = T
+        if n_frames - b < trail.size:
+            b = n_frames
         seq = word_nodes
     if b - a < seq.size:
-        raise AlignFailure(f"too-short: {T} frames for {seq.size} states")
-    path = np.empty(T, dtype=np.int32)
-    for nodes, s, e in ((lead, 0, a), (seq, a, b), (trail, b, T)):
+        raise AlignFailure(f"too-short: {n_frames} frames for {seq.size} states")
+    path = np.empty(n_frames, dtype=np.int32)
+    for nodes, s, e in ((lead, 0, a), (seq, a, b), (trail, b, n_frames)):
         if e > s:
             k = np.arange(e - s) * nodes.size // (e - s)
             path[s:e] = nodes[k]
@@ -130,7 +133,7 @@ def _schedule(it: int, cfg: AlignConfig, num_classes: int) -> int:
 def train_flat_start(
     lang: Lang, feats: dict[str, np.ndarray], texts: dict[str, str], cfg: AlignConfig
 ) -> tuple[DiagGmm, dict[str, Alignment], dict[str, str], list[dict]]:
-    """Train the aligner on ``feats`` {utt: (T, D)} -> (model, final alignments, failed, curve).
+    """Train the aligner on ``feats`` {utt: (frames, D)} -> (model, final alignments, failed, curve).
 
     ``curve``: one dict per iteration {iteration, avg_loglik, changed, failed, gauss, seconds}.
     """

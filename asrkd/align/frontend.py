@@ -22,7 +22,7 @@ import numpy as np
 
 from asrkd.features import inputnorm
 from asrkd.features.cmvn import load_cmvn
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
@@ -47,16 +47,16 @@ def dct_matrix(num_in: int, num_out: int) -> np.ndarray:
 
 
 def add_deltas(x: np.ndarray, order: int, window: int) -> np.ndarray:
-    """``x: (T, F)`` -> ``(T, F * (order + 1))``: statics, deltas, delta-deltas."""
+    """``x: (frames, F)`` -> ``(frames, F * (order + 1))``: statics, deltas, delta-deltas."""
     out = [x]
     denom = 2.0 * sum(i * i for i in range(1, window + 1))
     cur = x
     for _ in range(order):
         padded = np.concatenate([np.repeat(cur[:1], window, 0), cur, np.repeat(cur[-1:], window, 0)])
-        T = cur.shape[0]
+        n_frames = cur.shape[0]
         d = np.zeros_like(cur)
         for i in range(1, window + 1):
-            d += i * (padded[window + i : window + i + T] - padded[window - i : window - i + T])
+            d += i * (padded[window + i : window + i + n_frames] - padded[window - i : window - i + n_frames])
         cur = d / denom
         out.append(cur)
     return np.concatenate(out, axis=1).astype(np.float32)
@@ -70,7 +70,7 @@ def estimate_floor(store: FrameStore, utts: list[str], cfg: FrontendConfig) -> n
 
 def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig,
               floor: np.ndarray | None = None) -> np.ndarray:
-    """``feats: (T, F)`` stored features -> ``(T, D)`` aligner features; ``floor: (F,)`` noise
+    """``feats: (frames, F)`` stored features -> ``(frames, D)`` aligner features; ``floor: (F,)`` noise
     floor (:func:`estimate_floor`) or None."""
     # CMVN stats of the raw features after the floor: still one fixed affine map per speaker.
     x = inputnorm.normalize_input(feats, stats, floor)
@@ -81,7 +81,7 @@ def transform(feats: np.ndarray, stats: dict | None, cfg: FrontendConfig,
 
 def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig,
                   floor: np.ndarray | None = None) -> tuple[dict[str, np.ndarray], str, np.ndarray | None]:
-    """Aligner features of ``utts`` of ``data_dir`` -> ({utt: (T, D)}, feats fingerprint, noise
+    """Aligner features of ``utts`` of ``data_dir`` -> ({utt: (frames, D)}, feats fingerprint, noise
     floor ``(F,)``). ``floor``: the training set's (from the model); None estimates it here
     (training) when ``cfg.floor_percentile > 0``."""
     data_dir = Path(data_dir)
@@ -90,7 +90,7 @@ def load_features(data_dir: Path, utts: list[str], cfg: FrontendConfig,
         floor = estimate_floor(store, utts, cfg)
     elif tuple(floor.shape) != tuple(store.shape):
         raise AsrkdError(f"{data_dir}/feats have dimension {store.shape}, the aligner's noise floor {floor.shape}")
-    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(data_dir)
     cmvn = load_cmvn(data_dir) if cfg.cmvn != "none" else None
     utt2spk = read_table(data_dir / "utt2spk")
     out = {}

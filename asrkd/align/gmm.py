@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,16 +76,16 @@ class DiagGmm:
 
     @staticmethod
     def expand(feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, D)`` -> ``(T, 2D)`` float32 ``[x, x^2]`` (precompute once per utterance)."""
+        """``feats: (frames, D)`` -> ``(frames, 2D)`` float32 ``[x, x^2]`` (precompute once per utterance)."""
         return np.concatenate([feats, feats * feats], axis=1).astype(np.float32)
 
     def component_loglik(self, xx: np.ndarray, comps: np.ndarray) -> np.ndarray:
-        """``xx: (T, 2D)`` (:meth:`expand`), component ids ``(K,)`` -> ``(T, K)`` weighted
+        """``xx: (frames, 2D)`` (:meth:`expand`), component ids ``(K,)`` -> ``(frames, K)`` weighted
         log-densities."""
         return xx @ self._proj[:, comps] + self._gconst[comps]
 
     def loglik(self, feats: np.ndarray, classes: np.ndarray, expanded: bool = False) -> np.ndarray:
-        """``feats: (T, D)`` (or ``(T, 2D)`` if ``expanded``), class ids ``(K,)`` -> ``(T, K)``
+        """``feats: (frames, D)`` (or ``(frames, 2D)`` if ``expanded``), class ids ``(K,)`` -> ``(frames, K)``
         float32 class log-likelihoods."""
         xx = feats if expanded else self.expand(feats)
         classes = np.asarray(classes, dtype=np.int64)
@@ -202,7 +203,12 @@ class DiagGmm:
         path = Path(path)
         if not path.is_file():
             raise AsrkdError(f"alignment model not found: {path}")
-        with np.load(path, allow_pickle=False) as z:
-            gmm = cls(z["class_start"], z["weight"], z["mean"], z["var"])
-            meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                gmm = cls(z["class_start"], z["weight"], z["mean"], z["var"])
+                meta = {k[5:]: str(z[k]) for k in z.files if k.startswith("meta_")}
+        except (ValueError, KeyError, OSError, EOFError, zipfile.BadZipFile) as e:
+            # A pickle (refused: no code runs), another program's .npz or a damaged file.
+            raise AsrkdError(f"{path} is not an asrkd alignment model (.gmm.npz written by `asrkd align`): "
+                             f"{type(e).__name__}: {e}") from None
         return gmm, meta

@@ -25,7 +25,7 @@ from typing import Iterator, Literal
 import numpy as np
 
 from asrkd.align.labels import labels_dir, write_labels
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.features.framing import FrameSpec, frame_time
 from asrkd.fileio import is_done, sha256_file
@@ -122,7 +122,7 @@ def fit_frames(utt: str, labels: np.ndarray, expected: int, mismatch: str) -> tu
 def fit_all(
     source: Iterator[tuple[str, np.ndarray]], expected: dict[str, int], mismatch: str
 ) -> tuple[dict[str, np.ndarray], dict[str, str], int, int]:
-    """-> (labels {utt: (T,)}, failed {utt: reason}, trimmed count, ignored count)."""
+    """-> (labels {utt: (frames,)}, failed {utt: reason}, trimmed count, ignored count)."""
     labels: dict[str, np.ndarray] = {}
     trimmed = ignored = 0
     for utt, a in source:
@@ -193,7 +193,7 @@ def import_labels(data_dir: Path, name: str, fmt: Format, source: Path | None = 
             raise AsrkdError(f"{out} holds other labels ({have}); use --force to replace it")
         log.info("%s is complete; skipping (use --force to redo)", out)
         return out
-    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(data_dir)
     if fmt == "timit-phn":
         items = _timit_phn_items(data_dir, source, lang, phone_map, expected)
     else:

@@ -38,7 +38,7 @@ def write_labels(
     source: str,
     expected_frames: dict[str, int],
 ) -> FrameStore:
-    """Write a label store (replacing any old one). ``items``: (utt, classes (T,) int)."""
+    """Write a label store (replacing any old one). ``items``: (utt, classes (frames,) int)."""
     out_dir = Path(out_dir)
     remove_tree(out_dir)
     out_dir.mkdir(parents=True)

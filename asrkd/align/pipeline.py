@@ -28,7 +28,7 @@ from asrkd.align.frontend import FrontendConfig, load_features
 from asrkd.align.gmm import DiagGmm
 from asrkd.align.labels import labels_dir, write_labels
 from asrkd.config import from_dict, save_config, to_dict
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done
 from asrkd.lang.inventory import Lang, load_lang
@@ -39,12 +39,41 @@ log = logging.getLogger("asrkd.align")
 MODEL_FILE = "final.gmm.npz"
 
 
+@dataclasses.dataclass(frozen=True)
+class SkipPolicy:
+    """What to do with utterances that cannot be aligned (empty transcript, unit outside the
+    inventory, transcript too long for its audio, no features)."""
+
+    skip: bool = False  # False: refuse the set (error naming them); True: leave them out
+    max_fraction: float = 0.05  # with skip: still refuse when more than this share of the set is lost
+
+
+def check_failures(data_dir: Path, failed: dict[str, str], num_utts: int, policy: SkipPolicy) -> None:
+    """Log every utterance left out (WARNING, with the count) and raise AsrkdError when the
+    policy does not allow it, before anything is written."""
+    if not failed:
+        return
+    for u, reason in sorted(failed.items())[:20]:
+        log.warning("%s: cannot align %s: %s", data_dir, u, reason)
+    share = len(failed) / max(num_utts, 1)
+    log.warning("%s: %d of %d utterance(s) (%.1f%%) cannot be aligned%s", data_dir, len(failed), num_utts,
+                100 * share, " (first 20 listed)" if len(failed) > 20 else "")
+    sample = "; ".join(f"{u}: {r}" for u, r in sorted(failed.items())[:3])
+    if not policy.skip:
+        raise AsrkdError(f"{data_dir}: {len(failed)} utterance(s) cannot be aligned ({sample}); fix them "
+                         "(asrkd validate-data) or leave them out with --skip-unalignable")
+    if share > policy.max_fraction:
+        raise AsrkdError(f"{data_dir}: {len(failed)} of {num_utts} utterances ({100 * share:.1f}%) cannot be "
+                         f"aligned, more than --max-skip-fraction {policy.max_fraction} ({sample})")
+
+
 def _write_outputs(
     data_dir: Path, name: str, lang: Lang, texts: dict[str, str], alis: dict, failed: dict[str, str],
     feats_fp: str, source: str, extra_report: dict,
 ) -> Path:
+    """Write the label store of ``alis`` with ``failed`` listed (checked by :func:`check_failures`)."""
     out = labels_dir(data_dir, name)
-    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(data_dir)
     write_labels(out, ((u, alis[u].classes) for u in sorted(alis)), failed, lang.num_classes,
                  lang.fingerprint, feats_fp, source, expected)
     words_ctm, units_ctm = {}, {}
@@ -64,7 +93,7 @@ def _write_outputs(
 
 
 def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cfg: AlignConfig,
-                    force: bool = False) -> Path:
+                    force: bool = False, policy: SkipPolicy = SkipPolicy()) -> Path:
     """Flat-start training on ``data_dir``; writes ``exp_dir`` and the labels of ``data_dir``."""
     data_dir, exp_dir = Path(data_dir), Path(exp_dir)
     out = labels_dir(data_dir, name)
@@ -77,11 +106,12 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     atomic_write_text(exp_dir / "command", " ".join(sys.argv) + "\n")
     lang = load_lang(lang_dir)
     texts = read_table(data_dir / "text", allow_empty_value=True)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     feats, feats_fp, floor = load_features(data_dir, utts, cfg.frontend)
     missing = {u: "no-features" for u in utts if u not in feats}
     gmm, alis, failed, curve = train_flat_start(lang, feats, texts, cfg)
     failed.update(missing)
+    check_failures(data_dir, failed, len(utts), policy)
     gmm.save(exp_dir / MODEL_FILE, lang_fingerprint=lang.fingerprint, feats_fingerprint=feats_fp,
              frontend=json.dumps(to_dict(cfg.frontend)), acoustic_scale=str(cfg.acoustic_scale),
              noise_floor=json.dumps(None if floor is None else [float(v) for v in floor]))
@@ -93,7 +123,8 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     return out
 
 
-def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path, force: bool = False) -> Path:
+def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path, force: bool = False,
+                     policy: SkipPolicy = SkipPolicy()) -> Path:
     """Align ``data_dir`` with a trained aligner (``exp/<name>/final.gmm.npz``)."""
     data_dir = Path(data_dir)
     out = labels_dir(data_dir, name)
@@ -113,7 +144,7 @@ def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path
     else:
         floor = np.asarray(floor, dtype=np.float32)
     texts = read_table(data_dir / "text", allow_empty_value=True)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     feats, feats_fp, _ = load_features(data_dir, utts, fe, floor)
     if feats_fp != meta.get("feats_fingerprint"):
         raise AsrkdError(f"{data_dir}/feats were computed with another feature config than {model_path}'s training set")
@@ -121,4 +152,5 @@ def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path
     failed.update({u: "no-features" for u in utts if u not in feats})
     alis, f2 = align_utterances(sorted(graphs), graphs, gmm_score_fn(gmm, feats, float(meta["acoustic_scale"])))
     failed.update(f2)
+    check_failures(data_dir, failed, len(utts), policy)
     return _write_outputs(data_dir, name, lang, texts, alis, failed, feats_fp, f"gmm:{model_path}", {})

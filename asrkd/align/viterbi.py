@@ -5,7 +5,7 @@ The graph of one utterance is a chain of ``N`` nodes in topological order (see
 (forward) and from one earlier node ``skip_src[j]`` (used to jump over an optional silence).
 Because every edge goes forward by a bounded amount, node ``j`` can only be occupied at frame
 ``t`` if it is reachable from a start node in ``t + 1`` frames (``earliest[j] <= t``) and an
-end node is reachable from it in the remaining ``T - t`` frames (``remaining[j] <= T - t``).
+end node is reachable from it in the remaining ``n_frames - t`` frames (``remaining[j] <= n_frames - t``).
 Both limits are non-decreasing in ``t``, so each frame only visits the band ``[lo(t), hi(t)]``
 of nodes; cells outside it are never touched.
 
@@ -83,15 +83,15 @@ def viterbi(
     final_lp: np.ndarray,
     path: np.ndarray,
 ) -> float:
-    """Best path of ``T`` frames through the graph.
+    """Best path of ``n_frames`` (``loglik.shape[0]``) frames through the graph.
 
-    ``loglik: (T, K)`` float32 emission scores; node ``j`` emits ``loglik[t, node_col[j]]``.
+    ``loglik: (frames, K)`` float32 emission scores; node ``j`` emits ``loglik[t, node_col[j]]``.
     ``self_lp, enter_lp, skip_lp, start_lp, final_lp: (N,)`` log-probabilities (``enter_lp[j]``
     is for the edge ``j-1 -> j``, ``skip_lp[j]`` for ``skip_src[j] -> j``; -inf = no edge).
-    ``path: (T,)`` int32, filled with the node of every frame. Returns the path's total log
-    score, or -inf (path untouched) if no path of exactly ``T`` frames exists.
+    ``path: (frames,)`` int32, filled with the node of every frame. Returns the path's total log
+    score, or -inf (path untouched) if no path of exactly ``n_frames`` frames exists.
     """
-    T = loglik.shape[0]
+    n_frames = loglik.shape[0]
     n = node_col.shape[0]
     earliest, remaining = reach_limits(start_lp, final_lp, skip_src)
     # Monotone envelopes so that two pointers can track the band.
@@ -108,13 +108,13 @@ def viterbi(
         if remaining[j] < m:
             m = remaining[j]
         prefix_r[j] = m
-    if T == 0 or n == 0:
+    if n_frames == 0 or n == 0:
         return NEG_INF
     best_start = big
     for j in range(n):
         if start_lp[j] > NEG_INF and remaining[j] < best_start:
             best_start = remaining[j]
-    if best_start > T:
+    if best_start > n_frames:
         return NEG_INF
 
     # Skip edges are few (one per optional silence): their sources' previous-frame scores are
@@ -129,14 +129,14 @@ def viterbi(
     saved = np.empty(num_skip, dtype=np.float64)
 
     score = np.full(n + 1, NEG_INF, dtype=np.float64)  # score[j + 1] is node j; score[0] = -inf
-    bp = np.empty((T, n), dtype=np.int8)  # only band cells are written, and only they are read back
+    bp = np.empty((n_frames, n), dtype=np.int8)  # only band cells are written, and only they are read back
     lo = 0
     hi = -1
-    for t in range(T):
+    for t in range(n_frames):
         while hi + 1 < n and suffix_e[hi + 1] <= t:
             hi += 1
         new_lo = lo
-        while new_lo < n and prefix_r[new_lo] > T - t:
+        while new_lo < n and prefix_r[new_lo] > n_frames - t:
             new_lo += 1
         row = loglik[t]
         bprow = bp[t]
@@ -178,7 +178,7 @@ def viterbi(
     if last < 0:
         return NEG_INF
     j = last
-    for t in range(T - 1, -1, -1):
+    for t in range(n_frames - 1, -1, -1):
         path[t] = j
         if t > 0:
             b = bp[t, j]
@@ -201,10 +201,10 @@ def path_score(
     final_lp: np.ndarray,
     path: np.ndarray,
 ) -> float:
-    """Total log score of a given node path ``(T,)`` (-inf if it uses a missing edge)."""
-    T = path.shape[0]
+    """Total log score of a given node path ``(frames,)`` (-inf if it uses a missing edge)."""
+    n_frames = path.shape[0]
     total = start_lp[path[0]] + loglik[0, node_col[path[0]]]
-    for t in range(1, T):
+    for t in range(1, n_frames):
         a = path[t - 1]
         b = path[t]
         if b == a:
@@ -216,4 +216,4 @@ def path_score(
         else:
             return NEG_INF
         total += loglik[t, node_col[b]]
-    return total + final_lp[path[T - 1]]
+    return total + final_lp[path[n_frames - 1]]

@@ -24,3 +24,9 @@ def add_force_arg(p: argparse.ArgumentParser) -> None:
 
 def config_from_args(cls: type[T], args: argparse.Namespace) -> T:
     return load_config(cls, args.config, args.overrides)
+
+
+def add_no_verify_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--no-verify", action="store_true",
+                   help="do not checksum the frame stores read (features, labels, soft targets) when opening "
+                        "them; for stores too large to hash at every start (verification is on by default)")

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from asrkd.commands._common import add_force_arg
+from asrkd.commands._common import add_force_arg, add_no_verify_arg
 
 NAME = "augment-feats"
 HELP = "write a data dir of SRC's labelled frames plus K augmented copies (noise + frequency mask)"
@@ -15,6 +15,7 @@ log = logging.getLogger("asrkd.commands.augment_feats")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     p.add_argument("src", type=Path, metavar="SRC", help="data dir with feats/ and cmvn.json (e.g. data/train)")
     p.add_argument("labels", type=Path, metavar="LABELS", help="its frame labels (e.g. data/train/labels/ali)")
     p.add_argument("out", type=Path, metavar="OUT", help="new data dir (feats/, labels/<name>/, cmvn.json)")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd.commands._common import add_force_arg
+from asrkd.commands._common import add_force_arg, add_no_verify_arg
 
 NAME = "cache-targets"
 HELP = "run N teachers once over a data set and cache the combined tempered posteriors"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     from asrkd.softtargets.cache import DEFAULT_SHARD_FRAMES
     from asrkd.softtargets.combine import COMBINE_RULES
     from asrkd.softtargets.formats import DEFAULT_K, FORMATS

@@ -7,7 +7,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from asrkd.commands._common import add_force_arg
+from asrkd.commands._common import add_force_arg, add_no_verify_arg
 
 if TYPE_CHECKING:
     from asrkd.decode.wer import WerSetup
@@ -17,6 +17,7 @@ HELP = "frame accuracy and WER (hybrid decoding) of one model or an ensemble (me
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
     p.add_argument("--combine", choices=["mean", "geometric"], default="mean",

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd.commands._common import add_config_args, add_force_arg
+from asrkd.commands._common import add_config_args, add_force_arg, add_no_verify_arg
 
 NAME = "train"
 HELP = "train an acoustic model on frame labels (resumes an interrupted run in --out)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    add_no_verify_arg(p)
     add_config_args(p)
     p.add_argument("--feats", required=True, type=Path, help="training data dir (data/<set>, with feats/ and cmvn.json)")
     p.add_argument("--labels", required=True, type=Path, help="training label store (data/<set>/labels/<name>)")

@@ -62,6 +62,27 @@ def write_table(path: Path, table: dict[str, str]) -> None:
     atomic_write_text(Path(path), text)
 
 
+UTT2NUM_FRAMES = "utt2num_frames"  # frames per utterance of <data>/feats (compute-feats, import-feats, augment-feats)
+
+
+def read_num_frames(data_dir: Path) -> dict[str, int]:
+    """``{utt: frames}`` from ``<data_dir>/utt2num_frames``: the counts every frame store of the
+    directory (features, labels, soft targets) is checked against. AsrkdError when the file is
+    missing or a count is not a non-negative integer."""
+    path = Path(data_dir) / UTT2NUM_FRAMES
+    out: dict[str, int] = {}
+    for utt, n in read_table(path).items():
+        if not n.isdigit():
+            raise AsrkdError(f"{path}: {utt}: frame count {n!r} is not a non-negative integer")
+        out[utt] = int(n)
+    return out
+
+
+def write_num_frames(data_dir: Path, counts: dict[str, int]) -> None:
+    """Write ``<data_dir>/utt2num_frames`` (sorted, atomically) from ``{utt: frames}``."""
+    write_table(Path(data_dir) / UTT2NUM_FRAMES, {u: str(int(n)) for u, n in counts.items()})
+
+
 def spk2utt_from_utt2spk(utt2spk: dict[str, str]) -> dict[str, str]:
     spk: dict[str, list[str]] = {}
     for utt in sorted(utt2spk):

@@ -19,7 +19,7 @@ import kaldiio
 import numpy as np
 
 from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.data.datadir import read_data_dir, write_table
+from asrkd.data.datadir import read_data_dir, write_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text, is_done, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
@@ -120,7 +120,7 @@ def import_feats(src: Path, data_dir: Path, force: bool = False) -> FrameStore:
     missing = len(data.utt2spk) - len(counts)
     if missing:
         log.warning("%d of %d utterances of %s have no imported features", missing, len(data.utt2spk), data_dir)
-    write_table(data_dir / "utt2num_frames", {u: str(n) for u, n in counts.items()})
+    write_num_frames(data_dir, counts)
     assert cmvn is not None
     write_cmvn(data_dir, cmvn.to_json())
     attrs = {

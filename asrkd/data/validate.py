@@ -27,6 +27,7 @@ from asrkd.data.audio import read_audio_file
 from asrkd.errors import AsrkdError
 from asrkd.features.framing import FrameSpec
 from asrkd.logs import progress
+from asrkd.text import normalize_text
 
 log = logging.getLogger("asrkd.data.validate")
 
@@ -164,6 +165,9 @@ def validate_data_dir(path: Path, check_audio: bool = True) -> Report:
     utts = set(utt2spk)
 
     c.cross(text, "text", utts, "has a transcript but no speaker (not in utt2spk)")
+    for utt, entry in sorted(text.items()):
+        if entry.value.strip() and not normalize_text(entry.value):
+            c.add("text", entry.line, utt, f"transcript has no words ({entry.value.strip()!r}: punctuation only)")
     for utt in sorted(utts - set(text)):
         c.add("utt2spk", utt2spk[utt].line, utt, "has no transcript (not in text)")
     seg_times = _check_segments(c, segments, wav, utts) if segments is not None else None

@@ -85,9 +85,9 @@ def search(
     transition_scale: float = 1.0,
     entry_beam: float | None = None,
 ) -> SearchResult:
-    """Run :func:`asrkd.decode.search.beam_search` on ``loglik: (T, C)`` (scaled) and trace back."""
+    """Run :func:`asrkd.decode.search.beam_search` on ``loglik: (frames, C)`` (scaled) and trace back."""
     if loglik.ndim != 2:
-        raise AsrkdError(f"loglik must be (T, C), got shape {loglik.shape}")
+        raise AsrkdError(f"loglik must be (frames, C), got shape {loglik.shape}")
     if int(hmms.cls.max(initial=-1)) >= loglik.shape[1]:
         raise AsrkdError(f"HMMs use class {int(hmms.cls.max())} but scores have {loglik.shape[1]} columns")
     if max_active < 1 or beam <= 0:
@@ -122,15 +122,15 @@ def uniform_lm(num_units: int) -> UnitLM:
 
 
 def log_posteriors(post: np.ndarray) -> np.ndarray:
-    """Posteriors ``(T, C)`` -> float32 log posteriors, floored so a zero stays finite."""
+    """Posteriors ``(frames, C)`` -> float32 log posteriors, floored so a zero stays finite."""
     return np.log(np.maximum(np.asarray(post, dtype=np.float32), np.float32(1e-30)))
 
 
 def scaled_loglik(log_post: np.ndarray, log_prior: np.ndarray | None, acoustic_scale: float,
                   prior_scale: float) -> np.ndarray:
-    """``log_post: (T, C)``, ``log_prior: (C,)`` -> ``(T, C)`` float32 scaled log-likelihoods."""
+    """``log_post: (frames, C)``, ``log_prior: (C,)`` -> ``(frames, C)`` float32 scaled log-likelihoods."""
     if log_post.ndim != 2:
-        raise AsrkdError(f"log posteriors must be (T, C), got {log_post.shape}")
+        raise AsrkdError(f"log posteriors must be (frames, C), got {log_post.shape}")
     x = np.asarray(log_post, dtype=np.float32)
     if log_prior is not None:
         if log_prior.shape != (x.shape[1],):
@@ -144,7 +144,7 @@ def greedy_units(log_post: np.ndarray, class_unit: np.ndarray, class_state: np.n
     """Frame argmax -> units: a new unit starts when the unit changes or its state goes back
     (so "no no" stays two units); silence frames separate units and are dropped.
 
-    ``log_post: (T, C)``; returns unit ids (silence is represented by -1 entries kept only to
+    ``log_post: (frames, C)``; returns unit ids (silence is represented by -1 entries kept only to
     mark word breaks; callers that do not need them filter them out).
     """
     if log_post.shape[0] == 0:
@@ -226,7 +226,7 @@ class Decoder:
 
     def decode_loglik(self, loglik: np.ndarray, lm_weight: float | None = None,
                       insertion_penalty: float | None = None) -> Hypothesis:
-        """Decode scaled log-likelihoods ``(T, C)`` (from :meth:`loglik`)."""
+        """Decode scaled log-likelihoods ``(frames, C)`` (from :meth:`loglik`)."""
         c = self.cfg
         res = search(loglik, self.hmms, self.graph, self.lm,
                      lm_weight=c.lm_weight if lm_weight is None else lm_weight,
@@ -236,11 +236,11 @@ class Decoder:
         return self._hypothesis(res)
 
     def decode(self, log_post: np.ndarray, **kw: float) -> Hypothesis:
-        """Decode log posteriors ``(T, C)``."""
+        """Decode log posteriors ``(frames, C)``."""
         return self.decode_loglik(self.loglik(log_post), **kw)
 
     def greedy(self, log_post: np.ndarray) -> Hypothesis:
-        """Greedy decode (no search, no LM) of log posteriors ``(T, C)``."""
+        """Greedy decode (no search, no LM) of log posteriors ``(frames, C)``."""
         seq = greedy_units(log_post, self.lang.class_unit, self.lang.class_state, self.lang.silence_unit)
         return Hypothesis(self._unit_words(seq), [u for u in seq if u >= 0])
 

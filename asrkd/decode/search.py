@@ -18,7 +18,7 @@ Backpointers: a token carries the index of a *trace record* ``(node, start frame
 record)`` of the unit it came from; records are written only when a token leaves a node, so
 memory grows with the number of unit entries, not frames x states.
 
-Scores are float64; emission scores come in already scaled (``loglik: (T, C)`` float32).
+Scores are float64; emission scores come in already scaled (``loglik: (frames, C)`` float32).
 """
 
 from __future__ import annotations
@@ -79,15 +79,15 @@ def beam_search(
     max_active: int,
     entry_beam: float,
 ):  # noqa: ANN201
-    """Best path of ``loglik: (T, C)`` through the graph.
+    """Best path of ``loglik: (frames, C)`` through the graph.
 
     Returns ``(rec_node, rec_start, rec_prev, last_record, score, reached_final, max_tokens)``:
     the trace records (int32 arrays) and the index of the best path's last record (-1 for
-    T = 0); following ``rec_prev`` gives the nodes of the path backwards, each with its start
+    no frames); following ``rec_prev`` gives the nodes of the path backwards, each with its start
     frame. ``reached_final`` is False when no token ended in a final state (the best token was
     taken instead). ``max_tokens``: the largest number of tokens kept after pruning in a frame.
     """
-    T = loglik.shape[0]
+    n_frames = loglik.shape[0]
     N = node_unit.shape[0]
     Smax = hmm_cls.shape[1]
     num_roots = roots.shape[0]
@@ -103,7 +103,7 @@ def beam_search(
     rec_start = np.empty(rec_cap, dtype=np.int32)
     rec_prev = np.empty(rec_cap, dtype=np.int32)
     n_rec = 0
-    if T == 0:
+    if n_frames == 0:
         return rec_node[:0], rec_start[:0], rec_prev[:0], -1, 0.0, True, 0
 
     # Tokens of the frame being read (c_) and written (n_).
@@ -135,7 +135,7 @@ def beam_search(
     for q in range(num_roots):
         root_cls[q] = hmm_cls[node_unit[roots[q]], 0]
 
-    for t in range(T):
+    for t in range(n_frames):
         row = loglik[t]
         # Best emission score of any root's first state: bounds every entry into the roots.
         best_root_ac = NEG

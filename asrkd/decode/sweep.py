@@ -39,7 +39,7 @@ class SweepResult:
 
 def decode_all(decoder: Decoder, logliks: dict[str, np.ndarray], lm_weight: float,
                insertion_penalty: float) -> tuple[dict[str, Hypothesis], float]:
-    """Decode scaled log-likelihoods ``{utt: (T, C)}``; returns hypotheses and decode seconds."""
+    """Decode scaled log-likelihoods ``{utt: (frames, C)}``; returns hypotheses and decode seconds."""
     t0 = time.perf_counter()
     hyps = {u: decoder.decode_loglik(ll, lm_weight=lm_weight, insertion_penalty=insertion_penalty)
             for u, ll in logliks.items()}

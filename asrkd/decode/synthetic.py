@@ -19,7 +19,7 @@ def state_path(units: list[int], hmms: UnitHmms, rng: np.random.Generator,
                silence_frames: int = 0) -> np.ndarray:
     """Class id per frame for ``units`` passed through their HMMs, each state lasting
     1 + Poisson(mean_frames - 1) frames; ``silence_frames`` of silence at both ends.
-    Returns ``(T,)`` int32."""
+    Returns ``(frames,)`` int32."""
     seq: list[int] = []
     if silence_unit is not None and silence_frames > 0:
         units = [silence_unit] + list(units) + [silence_unit]
@@ -36,14 +36,14 @@ def state_path(units: list[int], hmms: UnitHmms, rng: np.random.Generator,
 def peaky_log_posteriors(path: np.ndarray, num_classes: int, rng: np.random.Generator,
                          margin: float = 6.0, noise: float = 1.5, confusion: float = 0.1,
                          run_frames: float = 1.0) -> np.ndarray:
-    """``path: (T,)`` class ids -> ``(T, num_classes)`` float32 log posteriors."""
-    T = len(path)
-    logits = rng.normal(0.0, noise, size=(T, num_classes)).astype(np.float32)
-    rows = np.arange(T)
+    """``path: (frames,)`` class ids -> ``(frames, num_classes)`` float32 log posteriors."""
+    n_frames = len(path)
+    logits = rng.normal(0.0, noise, size=(n_frames, num_classes)).astype(np.float32)
+    rows = np.arange(n_frames)
     logits[rows, path] += margin
     # Confusion runs: start with probability confusion / run_frames per frame, geometric length.
     t = 0
-    while t < T:
+    while t < n_frames:
         if rng.random() < confusion / max(run_frames, 1.0):
             n = int(rng.geometric(1.0 / max(run_frames, 1.0)))
             logits[t:t + n, int(rng.integers(0, num_classes))] += margin + 1.0

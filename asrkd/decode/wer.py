@@ -36,7 +36,7 @@ from asrkd.evaluation.scoring import score_texts, write_scoring
 
 log = logging.getLogger("asrkd.decode.wer")
 
-# (T, F) raw features of one utterance -> (T, C) posteriors (probabilities, not logs).
+# (frames, F) raw features of one utterance -> (frames, C) posteriors (probabilities, not logs).
 PosteriorFn = Callable[[np.ndarray], np.ndarray]
 
 FRAME_SHIFT_S = 0.01

@@ -36,7 +36,7 @@ def _autocast(precision: str) -> Any:
 def member_log_posteriors(
     models: Sequence[LoadedModel], feats: np.ndarray, precision: str = "auto", batch_frames: int = 4096
 ) -> list[torch.Tensor]:
-    """``feats: (T, F)`` raw features of one utterance -> per model ``(T, C)`` log-posteriors."""
+    """``feats: (frames, F)`` raw features of one utterance -> per model ``(frames, C)`` log-posteriors."""
     out = []
     for m in models:
         f = m.normalize(feats)
@@ -50,7 +50,7 @@ def member_log_posteriors(
 
 
 def combine_posteriors(log_posts: Sequence[torch.Tensor], combine: Combine = "mean") -> torch.Tensor:
-    """Members' ``(T, C)`` log-posteriors -> the ensemble's ``(T, C)`` posteriors.
+    """Members' ``(frames, C)`` log-posteriors -> the ensemble's ``(frames, C)`` posteriors.
 
     The same rules as the soft-target cache (mean of probabilities, or normalised geometric
     mean) at temperature 1: log-posteriors are valid logits, so one implementation serves both."""
@@ -59,7 +59,7 @@ def combine_posteriors(log_posts: Sequence[torch.Tensor], combine: Combine = "me
 
 def posteriors(models: Sequence[LoadedModel], feats: np.ndarray, combine: Combine = "mean",
                precision: str = "auto") -> np.ndarray:
-    """``feats: (T, F)`` raw features -> ``(T, C)`` float32 posteriors of the model/ensemble."""
+    """``feats: (frames, F)`` raw features -> ``(frames, C)`` float32 posteriors of the model/ensemble."""
     return combine_posteriors(member_log_posteriors(models, feats, precision), combine).numpy()
 
 

@@ -11,9 +11,11 @@ Conventions:
 - A hypothesis missing for a reference utterance counts as empty (all deletions); hypotheses with
   no reference are refused, because they would be silently ignored.
 
-Ties between equally short alignments are broken in a fixed order (match/substitution, then
-deletion, then insertion), so the S/D/I split is deterministic; the total is always the
-Levenshtein distance.
+The alignments and counts come from kaldialign (Kaldi's ``align-text`` / ``compute-wer`` edit
+distance in C++): a pure-Python edit distance took ~4.3 s for WER + CER of 2,620 LJ Speech-sized
+utterances (``python tools/bench.py --only scoring``), dominated by the character alignments.
+Ties between equally short alignments are broken as Kaldi breaks them, so the S/D/I split is
+deterministic; the total is always the Levenshtein distance.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
+
+import kaldialign
 
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text
@@ -62,39 +66,13 @@ class ErrorCounts:
 
 
 def align(ref: Sequence[str], hyp: Sequence[str]) -> list[tuple[str, str]]:
-    """Minimum-edit alignment of two token sequences.
+    """Minimum-edit alignment of two token sequences (tokens non-empty).
 
     Returns pairs ``(r, h)``; a deletion is ``(r, EPS)``, an insertion ``(EPS, h)``.
-    O(len(ref) * len(hyp)) time and memory, fine for utterances.
     """
-    n, m = len(ref), len(hyp)
-    # cost[i][j]: edit distance of ref[:i] and hyp[:j]
-    cost = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(1, n + 1):
-        cost[i][0] = i
-    for j in range(1, m + 1):
-        cost[0][j] = j
-    for i in range(1, n + 1):
-        ri = ref[i - 1]
-        row, prev = cost[i], cost[i - 1]
-        for j in range(1, m + 1):
-            diag = prev[j - 1] + (ri != hyp[j - 1])
-            row[j] = min(diag, prev[j] + 1, row[j - 1] + 1)
-    # Backtrace from the end, preferring diagonal moves, then deletions, then insertions.
-    out: list[tuple[str, str]] = []
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and cost[i][j] == cost[i - 1][j - 1] + (ref[i - 1] != hyp[j - 1]):
-            out.append((ref[i - 1], hyp[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and cost[i][j] == cost[i - 1][j] + 1:
-            out.append((ref[i - 1], EPS))
-            i -= 1
-        else:
-            out.append((EPS, hyp[j - 1]))
-            j -= 1
-    out.reverse()
-    return out
+    # kaldialign's gap is the empty string, which no token is, so a literal "*" token is aligned
+    # as a token; only the returned pairs show gaps as EPS.
+    return [(r or EPS, h or EPS) for r, h in kaldialign.align(ref, hyp, "")]
 
 
 def count_errors(pairs: Sequence[tuple[str, str]]) -> ErrorCounts:
@@ -160,7 +138,9 @@ class ScoreResult:
 def score_utterance(utt: str, ref: str, hyp: str) -> UttScore:
     """Score one utterance (texts are whitespace-tokenised as given; normalise before)."""
     pairs = align(ref.split(), hyp.split())
-    chars = count_errors(align(char_tokens(ref), char_tokens(hyp)))
+    # Characters need only the counts (no alignment is printed for them).
+    d = kaldialign.edit_distance(char_tokens(ref), char_tokens(hyp))
+    chars = ErrorCounts(ref=int(d["ref_len"]), sub=int(d["sub"]), dele=int(d["del"]), ins=int(d["ins"]))
     return UttScore(utt, ref, hyp, pairs, count_errors(pairs), chars)
 
 

@@ -6,6 +6,7 @@ The recipes' steps (:mod:`asrkd.experiment.plan`) write these paths and the repo
     <work>/
       data/{train,dev,test}/         Kaldi data dirs; feats/ utt2num_frames cmvn.json; labels/ali/
       data/lang/                     label inventory (asrkd make-units)
+      data/lm/                       word LM (asrkd train-lm, the recipe's stage 0)
       data/train_aug<N>/             the transfer set: train + N augmented copies (own labels/ali)
       data/train_aug<N>_teachers/    the teachers' own copies (another seed), with teachers_on_copies
       data/train_frac<F>/            the seeded subset of train of the small-data experiment
@@ -33,6 +34,7 @@ from pathlib import Path
 
 DATA, EXP = "data", "exp"
 LANG = "lang"                  # data/lang
+LM = "lm"                      # data/lm
 ALI = "ali"                    # the aligner's label set: data/<set>/labels/ali
 CHECKPOINT = "final.pt"        # the model asrkd train keeps (best on dev)
 ALIGN_MODEL = "final.gmm.npz"  # the aligner asrkd align --exp keeps
@@ -98,6 +100,10 @@ class Layout:
     @property
     def lang(self) -> Path:
         return self.data / LANG
+
+    @property
+    def lm(self) -> Path:
+        return self.data / LM
 
     def labels(self, data_dir: Path) -> Path:
         """The aligner's frame labels of a data dir."""

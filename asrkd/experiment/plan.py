@@ -173,9 +173,11 @@ def units(r: Recipe) -> Step:
 
 def alignment(r: Recipe) -> Step:
     lay = r.lay
-    return [Job(_asrkd("align", "--config", r.conf / "align.yaml", "--exp", lay.align, "--name", L.ALI,
+    # An utterance that cannot be aligned is left out (a WARNING each, listed in labels/ali/failed).
+    skip = ("--skip-unalignable", "--max-skip-fraction", r.cfg.max_unaligned)
+    return [Job(_asrkd("align", "--config", r.conf / "align.yaml", "--exp", lay.align, "--name", L.ALI, *skip,
                        lay.split("train"), lay.lang)),
-            *(Job(_asrkd("align", "--model", lay.align / L.ALIGN_MODEL, "--name", L.ALI, lay.split(s), lay.lang))
+            *(Job(_asrkd("align", "--model", lay.align / L.ALIGN_MODEL, "--name", L.ALI, *skip, lay.split(s), lay.lang))
               for s in ("dev", "test"))]
 
 

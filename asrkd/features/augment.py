@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkd.features.cmvn import load_cmvn, mean_std
-from asrkd.data.datadir import read_table, write_table
+from asrkd.data.datadir import read_num_frames, read_table, write_num_frames, write_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_json, atomic_write_text, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
@@ -38,7 +38,7 @@ log = logging.getLogger("asrkd.features.augment")
 
 def augment_frames(x: np.ndarray, mean: np.ndarray, std: np.ndarray, rng: np.random.Generator,
                    noise_sd: float, max_mask_bins: int) -> np.ndarray:
-    """``x: (T, F)`` -> an augmented copy ``(T, F)`` float32 (noise, then one frequency mask)."""
+    """``x: (frames, F)`` -> an augmented copy ``(frames, F)`` float32 (noise, then one frequency mask)."""
     F = x.shape[1]
     out = x + rng.normal(0.0, noise_sd, x.shape).astype(np.float32) * std.astype(np.float32)
     width = int(rng.integers(0, min(max_mask_bins, F) + 1))
@@ -70,8 +70,8 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
         if made != settings:
             raise AsrkdError(f"{out} was made with {made}, not {settings}; --force redoes it")
         log.info("%s is complete; skipping (--force to redo)", out)
-        counts = read_table(out / "utt2num_frames")
-        return {"utts": len(counts), "frames": sum(int(n) for n in counts.values())}
+        done_counts = read_num_frames(out)
+        return {"utts": len(done_counts), "frames": sum(done_counts.values())}
     feats, lab = FrameStore(src / "feats"), FrameStore(labels)
     mean, std = mean_std(load_cmvn(src)["global"])
     if len(mean) != feats.shape[0]:
@@ -112,7 +112,7 @@ def augment_data_dir(src: Path, labels: Path, out: Path, copies: int, seed: int 
                 counts[name] = len(x)
     finalize_store(out / "feats", "float32", feats.shape, {**feats.attrs, "augment": spec}, counts)
     finalize_store(lab_dir, "int32", (), lab.attrs, counts)
-    write_table(out / "utt2num_frames", {u: str(n) for u, n in counts.items()})
+    write_num_frames(out, counts)
     if (src / "utt2spk").is_file():
         spk = read_table(src / "utt2spk")
         write_table(out / "utt2spk", {u: spk[u.rsplit("-aug", 1)[0] if u not in spk else u] for u in counts})

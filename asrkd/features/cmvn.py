@@ -26,16 +26,16 @@ VAR_FLOOR = 1e-10  # floor on the variance, so constant dimensions do not divide
 
 
 class CmvnAccumulator:
-    """Accumulates frame statistics of ``(T, F)`` feature arrays, globally and per speaker."""
+    """Accumulates frame statistics of ``(frames, F)`` feature arrays, globally and per speaker."""
 
     def __init__(self, dim: int):
         self.dim = dim
         self.speakers: dict[str, list[Any]] = {}  # spk -> [count, sum (F,), sumsq (F,)]
 
     def add(self, speaker: str, feats: np.ndarray) -> None:
-        """Add ``feats: (T, F)`` of one utterance of ``speaker``."""
+        """Add ``feats: (frames, F)`` of one utterance of ``speaker``."""
         if feats.ndim != 2 or feats.shape[1] != self.dim:
-            raise ValueError(f"feats must be (T, {self.dim}), got {feats.shape}")
+            raise ValueError(f"feats must be (frames, {self.dim}), got {feats.shape}")
         f = feats.astype(np.float64)
         s = self.speakers.setdefault(speaker, [0, np.zeros(self.dim), np.zeros(self.dim)])
         s[0] += f.shape[0]
@@ -92,9 +92,9 @@ def mean_std(stats: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def apply_cmvn(feats: np.ndarray, stats: dict[str, Any], variance: bool = True) -> np.ndarray:
-    """Normalise ``feats: (T, F)`` with one stats entry (``cmvn["global"]`` or a speaker's).
+    """Normalise ``feats: (frames, F)`` with one stats entry (``cmvn["global"]`` or a speaker's).
 
-    Returns ``(T, F)`` float32: ``feats - mean``, divided by ``std`` if ``variance``.
+    Returns ``(frames, F)`` float32: ``feats - mean``, divided by ``std`` if ``variance``.
     """
     if "count" not in stats:
         raise AsrkdError("apply_cmvn expects one entry (e.g. cmvn['global']), not the whole file")

@@ -32,7 +32,7 @@ import numpy as np
 from asrkd.data.audio import load_audio
 from asrkd.features.cmvn import CMVN_FILE, CmvnAccumulator, write_cmvn
 from asrkd.config import save_config, to_dict
-from asrkd.data.datadir import DataDir, Segment, read_data_dir, read_table, write_table
+from asrkd.data.datadir import UTT2NUM_FRAMES, DataDir, Segment, read_data_dir, read_table, write_num_frames, write_table
 from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
@@ -70,7 +70,7 @@ class FeatsSummary:
 
 
 def _featurize_one(job: _Job, utt: str, spec: str, seg: Segment | None) -> tuple[np.ndarray, int]:
-    """``(feats (T, F), num_samples)`` of one utterance; AsrkdError naming it on bad input."""
+    """``(feats (frames, F), num_samples)`` of one utterance; AsrkdError naming it on bad input."""
     try:
         samples = load_audio(spec, job.cfg.sample_rate, seg, allow_pipes=job.allow_pipes)
     except AsrkdError as e:
@@ -131,6 +131,21 @@ def _worker(job: _Job) -> None:
             _counter.value += 1
 
 
+def _check_audio_entries(data: DataDir, data_dir: Path) -> None:
+    """Every utterance of utt2spk has its audio: a segment (when ``segments`` exists) and a
+    wav.scp entry for its recording; AsrkdError naming the first few that do not."""
+    if data.segments is not None:
+        missing = [u for u in data.utts if u not in data.segments]
+        if missing:
+            raise AsrkdError(f"{data_dir}: {len(missing)} utterance(s) of utt2spk have no line in segments, "
+                             f"e.g. {missing[:3]} (run `asrkd validate-data {data_dir}`)")
+    missing = [u for u in data.utts if data.recording_of(u) not in data.wav]
+    if missing:
+        raise AsrkdError(f"{data_dir}: {len(missing)} utterance(s) of utt2spk have no recording in wav.scp, e.g. "
+                         + ", ".join(f"{u} ({data.recording_of(u)!r})" for u in missing[:3])
+                         + f" (run `asrkd validate-data {data_dir}`)")
+
+
 def _plan_id(cfg: FeatureConfig, data: DataDir, nj: int) -> dict[str, Any]:
     """What a resumed run must share with the interrupted one to reuse its finished parts."""
     entries = []
@@ -141,9 +156,6 @@ def _plan_id(cfg: FeatureConfig, data: DataDir, nj: int) -> dict[str, Any]:
 
 
 def _jobs(cfg: FeatureConfig, data: DataDir, out_dir: Path, nj: int, skip_bad: bool, allow_pipes: bool) -> list[_Job]:
-    for utt in data.utts:
-        if data.recording_of(utt) not in data.wav:
-            raise AsrkdError(f"utterance {utt}: recording {data.recording_of(utt)!r} is not in wav.scp")
     items = [(u, data.utt2spk[u], data.wav[data.recording_of(u)], data.segment_of(u)) for u in data.utts]
     bounds = np.linspace(0, len(items), nj + 1).round().astype(int)
     return [
@@ -230,6 +242,7 @@ def compute_feats(
     data = read_data_dir(data_dir)
     if not data.utts:
         raise AsrkdError(f"{data_dir}: no utterances (utt2spk is empty)")
+    _check_audio_entries(data, data_dir)
     out_dir = data_dir / FEATS_DIR
     nj = max(1, min(int(nj), len(data.utts)))
     plan = _plan_id(cfg, data, nj)
@@ -247,7 +260,7 @@ def compute_feats(
             remove_tree(out_dir)
     # The tables that describe the store go until the new store is complete (utt2dur may come
     # from data preparation and stays).
-    for stale in (data_dir / "utt2num_frames", data_dir / CMVN_FILE):
+    for stale in (data_dir / UTT2NUM_FRAMES, data_dir / CMVN_FILE):
         stale.unlink(missing_ok=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "plan.json", plan)
@@ -283,7 +296,7 @@ def _finalize(
         raise AsrkdError(f"{data_dir}: every utterance was skipped as bad input; nothing to store")
     # The store's row counts are checked against the one frame-count function.
     expected = {u: num_frames(n, cfg.frame_spec()) for u, n in num_samples.items()}
-    write_table(data_dir / "utt2num_frames", {u: str(n) for u, n in expected.items()})
+    write_num_frames(data_dir, expected)
     write_table(data_dir / "utt2dur", {u: f"{n / cfg.sample_rate:.4f}" for u, n in num_samples.items()})
     write_cmvn(data_dir, cmvn.to_json())
     if skipped:

@@ -17,7 +17,7 @@ taps are built once per config (cached); framing, DC removal, pre-emphasis and w
 one fused numba loop writing straight into the zero-padded FFT buffer; the FFT is scipy's
 pocketfft (float32, one thread; torch's is ~0.1 s faster per 40 min of audio but importing
 torch costs seconds per worker process); power spectrum, mel filtering (each FFT bin feeds at most two filters, so a
-sparse loop instead of a dense ``(T, 257) @ (257, 40)`` matmul) and log are a second numba loop.
+sparse loop instead of a dense ``(frames, 257) @ (257, 40)`` matmul) and log are a second numba loop.
 
 CMVN statistics live in :mod:`asrkd.features.cmvn`.
 """
@@ -184,12 +184,12 @@ def _windowed_frames(
     x: np.ndarray, S: int, scale: float, preemph: float, remove_dc: bool,
     window: np.ndarray, out: np.ndarray, log_energy: np.ndarray,
 ) -> None:  # pragma: no cover - compiled
-    """Fill ``out (T, fft_size)`` (zero past L) with DC-removed, pre-emphasised, windowed
-    frames of ``x`` and ``log_energy (T,)`` with the raw log energy (after DC removal)."""
-    T = out.shape[0]
+    """Fill ``out (frames, fft_size)`` (zero past L) with DC-removed, pre-emphasised, windowed
+    frames of ``x`` and ``log_energy (frames,)`` with the raw log energy (after DC removal)."""
+    n_frames = out.shape[0]
     L = window.shape[0]
     eps = np.float32(1.1920928955078125e-07)
-    for t in range(T):
+    for t in range(n_frames):
         base = t * S
         mean = np.float32(0.0)
         if remove_dc:
@@ -211,11 +211,11 @@ def _windowed_frames(
 def _log_mel(
     spec: np.ndarray, tap_bin: np.ndarray, tap_mel: np.ndarray, tap_w: np.ndarray, out: np.ndarray
 ) -> None:  # pragma: no cover - compiled
-    """``spec (T, 2*nbins)`` interleaved re/im float32 -> ``out (T, M)`` log mel energies."""
-    T, M = out.shape
+    """``spec (frames, 2*nbins)`` interleaved re/im float32 -> ``out (frames, M)`` log mel energies."""
+    n_frames, M = out.shape
     eps = np.float32(1.1920928955078125e-07)
     acc = np.zeros(M, dtype=np.float32)
-    for t in range(T):
+    for t in range(n_frames):
         acc[:] = 0.0
         for k in range(tap_bin.shape[0]):
             b = tap_bin[k]
@@ -239,7 +239,7 @@ def _edge_padded(x: np.ndarray, spec: FrameSpec) -> np.ndarray:
 def compute_fbank(samples: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> np.ndarray:
     """Log-mel filterbank of ``samples: (N,)`` in [-1, 1] at ``cfg.sample_rate``.
 
-    Returns ``feats: (T, F)`` float32 with ``T == num_frames(N, cfg.frame_spec())`` and
+    Returns ``feats: (frames, F)`` float32 with ``frames == num_frames(N, cfg.frame_spec())`` and
     ``F == cfg.dim`` (log energy first when ``use_energy``). Equal to
     ``torchaudio.compliance.kaldi.fbank(samples * waveform_scale, dither=0, ...)`` up to float32
     rounding (tests/test_features.py states and checks the tolerance).
@@ -249,21 +249,21 @@ def compute_fbank(samples: np.ndarray, cfg: FeatureConfig = FeatureConfig()) -> 
         raise AsrkdError(f"compute_fbank expects a 1-d signal, got shape {x.shape}")
     p = _plan(cfg)
     spec = cfg.frame_spec()
-    T = num_frames(len(x), spec)
-    feats = np.empty((T, cfg.dim), dtype=np.float32)
-    if T == 0:
+    n_frames = num_frames(len(x), spec)
+    feats = np.empty((n_frames, cfg.dim), dtype=np.float32)
+    if n_frames == 0:
         return feats
     if not cfg.snip_edges:
         x = _edge_padded(x, spec)
-    if (T - 1) * p.S + p.L > len(x):  # the compiled loop does not bounds-check
+    if (n_frames - 1) * p.S + p.L > len(x):  # the compiled loop does not bounds-check
         raise AsrkdError(f"signal of {len(samples)} samples is too short to frame without snip_edges")
-    frames = np.zeros((T, p.fft_size), dtype=np.float32)
-    log_energy = np.empty(T, dtype=np.float32)
+    frames = np.zeros((n_frames, p.fft_size), dtype=np.float32)
+    log_energy = np.empty(n_frames, dtype=np.float32)
     _windowed_frames(x, p.S, cfg.waveform_scale, cfg.preemphasis, cfg.remove_dc_offset, p.window, frames, log_energy)
-    spectrum = scipy.fft.rfft(frames, axis=1).view(np.float32)  # (T, 2 * (fft/2+1)) re/im pairs
+    spectrum = scipy.fft.rfft(frames, axis=1).view(np.float32)  # (frames, 2 * (fft/2+1)) re/im pairs
     if cfg.use_energy:
         feats[:, 0] = np.maximum(log_energy, p.log_energy_floor)
-        mel = np.empty((T, cfg.num_mel_bins), dtype=np.float32)
+        mel = np.empty((n_frames, cfg.num_mel_bins), dtype=np.float32)
         _log_mel(spectrum, p.tap_bin, p.tap_mel, p.tap_w, mel)
         feats[:, 1:] = mel
     else:

@@ -45,14 +45,14 @@ def estimate_floor(store: FrameStore, utts: list[str], percentile: float,
 
 
 def apply_floor(feats: np.ndarray, floor: np.ndarray) -> np.ndarray:
-    """``feats: (T, F)`` log-mel -> ``(T, F)`` float32 ``log(exp(feats) + exp(floor))``; ``floor: (F,)``."""
+    """``feats: (frames, F)`` log-mel -> ``(frames, F)`` float32 ``log(exp(feats) + exp(floor))``; ``floor: (F,)``."""
     if feats.ndim != 2 or floor.shape != (feats.shape[1],):
         raise AsrkdError(f"noise floor of shape {floor.shape} does not match features {feats.shape}")
     return np.logaddexp(np.asarray(feats, dtype=np.float32), floor[None, :]).astype(np.float32)
 
 
 def normalize_input(feats: np.ndarray, cmvn: dict[str, Any] | None, floor: np.ndarray | None) -> np.ndarray:
-    """``feats: (T, F)`` stored features -> ``(T, F)`` float32 model input: the noise floor
+    """``feats: (frames, F)`` stored features -> ``(frames, F)`` float32 model input: the noise floor
     ``(F,)`` (None: none), then CMVN with one stats entry (None: none)."""
     x = np.asarray(feats, dtype=np.float32)
     if floor is not None:

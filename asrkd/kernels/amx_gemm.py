@@ -17,7 +17,10 @@ loads from L1: a GEMM is held back by streaming its tiles from L2/L3, not by the
 The C file is compiled with the system C compiler at first use into a cache directory
 (``$ASRKD_CACHE_DIR`` or ``~/.cache/asrkd``), keyed by the source's hash. :func:`available` is
 False (and nothing else here should be called) when the CPU or OS lacks AMX, the compiler is
-missing or the build fails; ``ASRKD_AMX=0`` turns it off.
+missing or the build fails; ``ASRKD_AMX=0`` turns it off. The CPU flags and the OS's permission
+are checked first, without a compiler: on a CPU without AMX (e.g. AMD EPYC) the answer costs a
+read of ``/proc/cpuinfo`` and nothing is logged above debug level. :func:`status` says why in
+one line (``tools/setup.sh`` prints it).
 
 :func:`dgrad_relu_backward` is the step's input gradient with the ReLU backward of the layer below
 done in the GEMM's epilogue (the values of the GEMM followed by
@@ -77,6 +80,23 @@ def _cpu_has_amx() -> bool:
     return False
 
 
+_SYS_ARCH_PRCTL = 158  # x86_64 syscall number
+_ARCH_REQ_XCOMP_PERM = 0x1023
+_XFEATURE_XTILEDATA = 18
+
+
+def _os_permits_amx() -> bool:
+    """Asks Linux (>= 5.16) for the 8 KiB AMX tile state, as the library will (once per process;
+    torch's oneDNN may have asked already, asking again is harmless). False: the kernel is too
+    old or refuses, so building the library would be wasted."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        args = (ctypes.c_long(_SYS_ARCH_PRCTL), ctypes.c_long(_ARCH_REQ_XCOMP_PERM), ctypes.c_long(_XFEATURE_XTILEDATA))
+        return int(libc.syscall(*args)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
 def build(out_dir: Path | None = None) -> Path:
     """Compiles ``amx_gemm.c`` (if not already built) and returns the shared library's path.
 
@@ -109,22 +129,33 @@ def build(out_dir: Path | None = None) -> Path:
     return lib
 
 
+# Why the library is not loaded, in the words :func:`status` prints.
+OFF, NO_CPU, NO_OS, BUILD_FAILED = ("turned off (ASRKD_AMX=0)", "no AMX on this CPU", "the OS does not grant AMX",
+                                    "the build failed")
+
+
 @functools.lru_cache(maxsize=1)
-def _lib() -> Any:
-    """The loaded library with its signatures, AMX permission granted; None when unavailable."""
-    if os.environ.get("ASRKD_AMX", "1") == "0" or not _cpu_has_amx():
-        return None
+def _probe() -> tuple[Any, str]:
+    """(the loaded library with its signatures, ""), or (None, why not). The checks that need no
+    compiler come first: a CPU or OS without AMX never runs one."""
+    if os.environ.get("ASRKD_AMX", "1") == "0":
+        return None, OFF
+    if not _cpu_has_amx():
+        log.debug("AMX GEMM not used: %s (the step uses oneDNN)", NO_CPU)
+        return None, NO_CPU
+    if not _os_permits_amx():
+        log.info("AMX GEMM not used: the CPU has AMX but the OS refused ARCH_REQ_XCOMP_PERM (XTILEDATA; "
+                 "Linux >= 5.16 needed); the step uses oneDNN")
+        return None, NO_OS
     try:
         lib = ctypes.CDLL(str(build()))
     except (OSError, RuntimeError) as e:
-        log.warning("AMX GEMM unavailable (build failed): %s", e)
-        return None
+        log.warning("AMX GEMM unavailable (build failed; the step uses oneDNN): %s", e)
+        return None, BUILD_FAILED
     lib.amx_request_perm.restype = ctypes.c_int
-    # Linux >= 5.16 hands out the 8 KiB tile state only on request, once per process (torch's
-    # oneDNN may have asked already; asking again is harmless).
-    if lib.amx_request_perm() != 0:
+    if lib.amx_request_perm() != 0:  # granted above; a refusal now would be the OS changing its mind
         log.warning("AMX GEMM unavailable: the kernel refused ARCH_REQ_XCOMP_PERM (XTILEDATA)")
-        return None
+        return None, NO_OS
     vp, lg, it = ctypes.c_void_p, ctypes.c_long, ctypes.c_int
     lib.amx_gemm_bf16.argtypes = [vp, lg, vp, lg, it, vp, lg, lg, lg, lg, vp, it, it]
     lib.amx_gemm_bf16.restype = ctypes.c_int
@@ -133,12 +164,23 @@ def _lib() -> Any:
     lib.amx_dgrad_relu_bf16.restype = ctypes.c_int
     lib.amx_set_block_cols.argtypes = [it]
     lib.amx_set_block_cols.restype = None
-    return lib
+    return lib, ""
+
+
+def _lib() -> Any:
+    """The loaded library, AMX permission granted; None when unavailable."""
+    return _probe()[0]
 
 
 def available() -> bool:
     """Whether :func:`matmul` can run here (AMX CPU and OS support, and the build succeeded)."""
     return _lib() is not None
+
+
+def status() -> str:
+    """One line for people: "built", or why not and that oneDNN does the GEMMs instead."""
+    lib, why = _probe()
+    return "built" if lib is not None else f"{why}: oneDNN GEMM"
 
 
 def _need_lib() -> Any:

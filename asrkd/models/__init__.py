@@ -10,7 +10,7 @@ log-probabilities belong to the losses and the evaluation. The architecture is a
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import torch
 
@@ -29,6 +29,9 @@ class ModelConfig:
     hidden_dim: int = 512  # units per hidden layer
     dropout: float = 0.0  # dropout probability after each hidden ReLU
     num_classes: int = 0  # output classes; 0 = take it from the label store
+    RANGES: ClassVar[dict[str, str]] = {"left_context": "[0, inf)", "right_context": "[0, inf)", "feat_dim": "[1, inf)",
+                                        "num_layers": "[0, inf)", "hidden_dim": "[1, inf)", "dropout": "[0, 1)",
+                                        "num_classes": "[0, inf)"}
 
     @property
     def window(self) -> int:

@@ -35,7 +35,12 @@ from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
 from asrkd.logs import progress
 from asrkd.softtargets.combine import COMBINE_RULES, combine_logits
 from asrkd.softtargets.formats import TargetFormat, encode
-from asrkd.softtargets.verify import file_checksums, write_meta_checksum
+from asrkd.softtargets.verify import (
+    check_meta_checksum,
+    file_checksums,
+    integrity_problems,
+    write_meta_checksum,
+)
 
 log = logging.getLogger("asrkd.softtargets.cache")
 
@@ -43,7 +48,7 @@ FORMAT = "asrkd-softtargets"
 VERSION = 1
 DEFAULT_SHARD_FRAMES = 200_000  # ~17 MB per shard at k=20 (84 bytes per frame)
 
-# A teacher: features of one utterance (T, F) float32 -> logits (T, C). Wrappers apply the
+# A teacher: features of one utterance (frames, F) float32 -> logits (frames, C). Wrappers apply the
 # model's own input normalisation and context splicing (see asrkd.softtargets.teachers).
 TeacherFn = Callable[[torch.Tensor], torch.Tensor]
 
@@ -132,7 +137,7 @@ def _barrier() -> None:
 
 
 def teacher_logits(teachers: Sequence[TeacherFn], feats: torch.Tensor, precision: str) -> list[torch.Tensor]:
-    """Run every teacher on one utterance. feats: (T, F) -> N x (T, C) float32."""
+    """Run every teacher on one utterance. feats: (frames, F) -> N x (frames, C) float32."""
     out = []
     with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16"):
         for t in teachers:
@@ -153,6 +158,10 @@ def prepare_cache_dir(out: Path, spec: CacheSpec, force: bool) -> bool:
     if is_done(out):
         if read_json(out / "spec.json") != spec.to_json():
             raise AsrkdError(f"{out} holds a complete cache made with other parameters; use --force or another directory")
+        problems, _ = integrity_problems(out)  # a complete cache is only skipped when it is intact
+        if problems:
+            raise AsrkdError(f"{out} is marked complete but damaged: {'; '.join(problems[:3])}; "
+                             "rebuild it with --force")
         return False
     spec_path = out / "spec.json"
     if spec_path.exists():
@@ -183,7 +192,7 @@ def compute_shards(
 ) -> int:
     """Compute the shards ``i`` with ``i % num_jobs == job`` that are not complete yet.
 
-    feats(utt) -> (T, F) model input features. Returns the number of shards computed.
+    feats(utt) -> (frames, F) model input features. Returns the number of shards computed.
     """
     out = Path(out)
     fmt = spec.target_format()
@@ -278,7 +287,7 @@ def write_cache(
     make_teachers: Callable[[], Sequence[TeacherFn]] | None = None,
 ) -> "SoftTargetCache":
     """Compute a whole cache, or this rank's part under torchrun (rank 0 then merges).
-    Resumes a killed run. frame_counts: {utt: T} from utt2num_frames.
+    Resumes a killed run. frame_counts: {utt: frames} from utt2num_frames.
 
     nj > 1 runs nj worker processes on this rank, each loading its own teachers with
     ``make_teachers()`` (picklable, as is ``feats``); nj == 1 uses ``teachers`` in-process.
@@ -317,7 +326,7 @@ def write_cache(
 
 
 class FeatureReader:
-    """Picklable ``utt -> (T, F)`` reader over a feature store (opened lazily per process)."""
+    """Picklable ``utt -> (frames, F)`` reader over a feature store (opened lazily per process)."""
 
     def __init__(self, feats_dir: Path):
         self.feats_dir = Path(feats_dir)
@@ -333,7 +342,7 @@ class FeatureReader:
 
 
 class SoftTargetCache:
-    """Read-only view of a complete cache: ``cache.arrays(utt)`` -> {name: (T, ...) memmap}."""
+    """Read-only view of a complete cache: ``cache.arrays(utt)`` -> {name: (frames, ...) memmap}."""
 
     def __init__(self, directory: Path):
         self.directory = Path(directory)
@@ -341,6 +350,7 @@ class SoftTargetCache:
             raise AsrkdError(
                 f"soft-target cache {self.directory} is missing or incomplete (no .done); run `asrkd cache-targets`"
             )
+        check_meta_checksum(self.directory)
         self.meta: dict[str, Any] = read_json(self.directory / "meta.json")
         if self.meta.get("format") != FORMAT:
             raise AsrkdError(f"{self.directory}: not an asrkd soft-target cache")
@@ -366,5 +376,5 @@ class SoftTargetCache:
         return utt in next(iter(self.stores.values()))
 
     def arrays(self, utt: str) -> dict[str, np.ndarray]:
-        """{array name: (T, *row shape)} memory-mapped rows of ``utt``."""
+        """{array name: (frames, *row shape)} memory-mapped rows of ``utt``."""
         return {a: s[utt] for a, s in self.stores.items()}

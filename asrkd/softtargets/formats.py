@@ -101,11 +101,11 @@ def dense_fp32_bytes_per_frame(num_classes: int) -> int:
 def encode(probs: torch.Tensor, fmt: TargetFormat) -> dict[str, np.ndarray]:
     """Compress combined probabilities for storage.
 
-    probs: (T, C) float32, rows sum to 1. Returns {array name: (T, *row shape)} numpy arrays of
+    probs: (frames, C) float32, rows sum to 1. Returns {array name: (frames, *row shape)} numpy arrays of
     the dtypes of ``fmt.arrays()``.
     """
     if probs.dim() != 2 or probs.shape[1] != fmt.num_classes:
-        raise AsrkdError(f"soft targets: probs {tuple(probs.shape)} do not fit (T, {fmt.num_classes})")
+        raise AsrkdError(f"soft targets: probs {tuple(probs.shape)} do not fit (frames, {fmt.num_classes})")
     probs = probs.detach().float().cpu()
     if fmt.name == "dense":
         return {"probs": probs.numpy().astype(np.float16)}
@@ -129,7 +129,7 @@ def encode_torch(probs: torch.Tensor, fmt: TargetFormat) -> dict[str, torch.Tens
 
 
 def decode_dense(arrays: dict[str, np.ndarray], fmt: TargetFormat) -> np.ndarray:
-    """Expand stored arrays to (T, C) float32 for inspection; the tail is spread uniformly over
+    """Expand stored arrays to (frames, C) float32 for inspection; the tail is spread uniformly over
     the non-top-k classes here (display only: the loss never assumes a tail shape)."""
     if fmt.name == "dense":
         return np.asarray(arrays["probs"], dtype=np.float32)

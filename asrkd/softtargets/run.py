@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.softtargets.cache import CacheSpec, FeatureReader, SoftTargetCache, write_cache
@@ -48,7 +48,7 @@ def cache_targets(
     """Run the teachers ``models`` once over ``data_dir/feats`` and write the cache ``out``."""
     data_dir = Path(data_dir)
     feats = FrameStore(data_dir / "feats")
-    frame_counts = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    frame_counts = read_num_frames(data_dir)
     missing = sorted(set(frame_counts) - set(feats.keys()))
     if missing:
         raise AsrkdError(f"{data_dir}/feats lacks {len(missing)} utterance(s) of utt2num_frames, e.g. {missing[:3]}")

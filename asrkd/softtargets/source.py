@@ -36,7 +36,7 @@ def check_compatible(
 ) -> None:
     """Raise AsrkdError listing every way ``cache`` does not fit the training run.
 
-    frame_counts: {utt: T} of the utterances training will use (each must be cached, same T).
+    frame_counts: {utt: frames} of the utterances training will use (each must be cached, same T).
     A fingerprint of None is not checked (unknown on the training side).
     """
     meta = cache.meta
@@ -115,7 +115,7 @@ class CachedSource:
         return chunk.take(rows)
 
     def utterance(self, utt: str) -> SoftTargets:
-        """Targets of one whole utterance (T, ...)."""
+        """Targets of one whole utterance (frames, ...)."""
         chunk = self.load_chunk([utt])
         return chunk.take(np.arange(chunk.num_frames))
 

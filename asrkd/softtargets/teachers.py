@@ -1,4 +1,4 @@
-"""Teacher checkpoints as the cache writer's callables: raw features (T, F) -> logits (T, C).
+"""Teacher checkpoints as the cache writer's callables: raw features (frames, F) -> logits (frames, C).
 
 Each wrapper applies what the model was trained with (its recorded noise floor and CMVN, its context window,
 edges repeating the end frames as in training) and runs the frames in slices so memory stays
@@ -24,7 +24,7 @@ SLICE_FRAMES = 4096  # frames per forward pass inside one utterance
 
 @dataclass
 class Teacher:
-    """A loaded teacher: ``teacher(feats (T, F)) -> logits (T, C)``."""
+    """A loaded teacher: ``teacher(feats (frames, F)) -> logits (frames, C)``."""
 
     module: torch.nn.Module
     left: int
@@ -36,14 +36,14 @@ class Teacher:
     noise_floor: np.ndarray | None = None  # (F,) applied before the CMVN, as in training
 
     def normalize(self, feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, F)`` raw features -> ``(T, F)`` this teacher's input."""
+        """``feats: (frames, F)`` raw features -> ``(frames, F)`` this teacher's input."""
         return normalize_input(feats, self.cmvn, self.noise_floor)
 
     def __call__(self, feats: torch.Tensor) -> torch.Tensor:
         from asrkd.train.data import context_windows
 
         f = self.normalize(feats.detach().cpu().numpy())
-        x = context_windows(f, self.left, self.right)  # (T, W, F)
+        x = context_windows(f, self.left, self.right)  # (frames, W, F)
         out = [self.module(torch.from_numpy(x[s : s + SLICE_FRAMES])) for s in range(0, x.shape[0], SLICE_FRAMES)]
         return torch.cat(out) if out else torch.zeros(0, self.num_classes)
 

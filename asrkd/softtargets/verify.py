@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames
 from asrkd.errors import AsrkdError
 from asrkd.fileio import DONE_MARKER, atomic_write_text, is_done, sha256_file
 
@@ -44,7 +44,16 @@ def write_meta_checksum(directory: Path) -> None:
     atomic_write_text(Path(directory) / META_SHA, sha256_file(Path(directory) / "meta.json") + "\n")
 
 
-def _integrity(d: Path) -> tuple[list[str], dict[str, Any] | None]:
+def check_meta_checksum(directory: Path) -> None:
+    """AsrkdError unless ``meta.sha256`` holds the sha256 of ``meta.json`` (checked on every open:
+    meta.json carries T, the format and every file's checksum)."""
+    sha_path, meta_path = Path(directory) / META_SHA, Path(directory) / "meta.json"
+    if not sha_path.is_file() or sha_path.read_text(encoding="utf-8", errors="replace").strip() != sha256_file(meta_path):
+        raise AsrkdError(f"soft-target cache {directory}: meta.json does not match {META_SHA} (corrupted or "
+                         "edited); rebuild it with `asrkd cache-targets ... --force`")
+
+
+def integrity_problems(d: Path) -> tuple[list[str], dict[str, Any] | None]:
     problems: list[str] = []
     if not is_done(d):
         problems.append(f"{d}: incomplete (no {DONE_MARKER}); rerun cache-targets")
@@ -84,7 +93,7 @@ def verify_cache(
     d = Path(directory)
     if not d.is_dir():
         return [f"{d}: no such cache directory"]
-    problems, meta = _integrity(d)
+    problems, meta = integrity_problems(d)
     if meta is None:
         return problems
     from asrkd.softtargets.cache import SoftTargetCache, frame_counts_fingerprint
@@ -124,7 +133,7 @@ def verify_cache(
 def _check_data(meta: dict[str, Any], counts: dict[str, int] | None, data_dir: Path) -> list[str]:
     problems = []
     try:
-        expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+        expected = read_num_frames(data_dir)
     except AsrkdError as e:
         return [str(e)]
     if counts is not None:

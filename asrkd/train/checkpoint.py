@@ -18,6 +18,7 @@ Untrusted files run no code: nothing here unpickles objects (DESIGN.md).
 from __future__ import annotations
 
 import io
+import pickle
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,8 +52,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise AsrkdError(f"checkpoint not found: {path}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # noqa: BLE001 - any unpickling failure is a bad file for the user
-        raise AsrkdError(f"cannot read checkpoint {path}: {e}") from None
+    except pickle.UnpicklingError:
+        # torch's message suggests weights_only=False: never advice to give about an untrusted file.
+        raise AsrkdError(f"refused to load {path}: it holds Python objects, not only tensors and plain data "
+                         "(asrkd checkpoints never do; untrusted files run no code)") from None
+    except Exception as e:  # noqa: BLE001 - any other read failure is a bad file for the user
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0].split(". ")[0][:160]
+        raise AsrkdError(f"cannot read checkpoint {path} (truncated or not a checkpoint: {first}); if it is an "
+                         "interrupted run's last.pt, rerun with --force to start that run over") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise AsrkdError(f"{path} is not an asrkd checkpoint")
     return state
@@ -71,7 +78,7 @@ class LoadedModel:
     noise_floor: np.ndarray | None = None
 
     def normalize(self, feats: np.ndarray) -> np.ndarray:
-        """``feats: (T, F)`` stored features -> ``(T, F)`` this model's input."""
+        """``feats: (frames, F)`` stored features -> ``(frames, F)`` this model's input."""
         return normalize_input(feats, self.cmvn, self.noise_floor)
 
 

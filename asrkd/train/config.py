@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 
 from asrkd.config import apply_overrides, from_dict, read_yaml_mapping
@@ -19,6 +19,8 @@ class DataConfig:
     cmvn: Literal["global", "none"] = "global"  # mean/variance normalisation with the training set's global stats
     noise_floor_percentile: float = 0.0  # noise floor per log-mel bin before CMVN: this percentile (%) of the training frames (0 = off)
     prefetch: int = 2  # batches a background thread gathers ahead of the step (0 = gather in the step)
+    RANGES: ClassVar[dict[str, str]] = {"batch_size": "[1, inf)", "chunk_frames": "[1, inf)",
+                                        "noise_floor_percentile": "[0, 100)", "prefetch": "[0, inf)"}
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class OptimConfig:
     eps: float = 1e-8  # Adam epsilon
     weight_decay: float = 0.0  # L2 weight decay (coupled)
     grad_clip: float = 5.0  # max global gradient norm (0 = no clipping)
+    RANGES: ClassVar[dict[str, str]] = {"lr": "[0, inf)", "momentum": "[0, 1)", "beta1": "[0, 1)",
+                                        "beta2": "[0, 1)", "eps": "(0, inf)", "weight_decay": "[0, inf)",
+                                        "grad_clip": "[0, inf)"}
 
 
 @dataclass(frozen=True)
@@ -39,12 +44,14 @@ class ScheduleConfig:
     halve_threshold: float = 0.002  # plateau: halve when dev frame acc improves by less than this (absolute, 0-1)
     min_lr: float = 1e-6  # lower bound of the learning rate (cosine end point)
     warmup_steps: int = 0  # linear warm-up from 0 over this many steps
+    RANGES: ClassVar[dict[str, str]] = {"halve_threshold": "[0, 1]", "min_lr": "[0, inf)", "warmup_steps": "[0, inf)"}
 
 
 @dataclass(frozen=True)
 class LossConfig:
     soft_weight: float = 0.0  # a in (1-a)*CE(hard) + a*T^2*CE(soft at T); 0 = teacher training
     temperature: float = 1.0  # T of the soft-target term
+    RANGES: ClassVar[dict[str, str]] = {"soft_weight": "[0, 1]", "temperature": "(0, inf)"}
 
 
 @dataclass(frozen=True)
@@ -66,6 +73,10 @@ class TrainConfig:
     checkpoint_every_steps: int = 500  # also checkpoint mid-epoch every this many steps (0 = epoch ends only)
     max_nonfinite: int = 20  # abort after this many skipped steps with a non-finite loss or gradient
     num_threads: int = 0  # torch intra-op threads (0 = all cores)
+    fast_step: Literal["auto", "off"] = "auto"  # auto: the fused bf16 step where it applies (asrkd/kernels/README.md); off: autograd
+    RANGES: ClassVar[dict[str, str]] = {"max_epochs": "[1, inf)", "early_stop_patience": "[0, inf)",
+                                        "checkpoint_every_steps": "[0, inf)", "max_nonfinite": "[0, inf)",
+                                        "num_threads": "[0, inf)"}
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:

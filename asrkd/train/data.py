@@ -1,6 +1,6 @@
 """Frame-randomised minibatches of context windows, gathered from the frame stores.
 
-Features ``(T, F)`` and labels ``(T,)`` are read per utterance from their stores, CMVN is
+Features ``(frames, F)`` and labels ``(frames,)`` are read per utterance from their stores, CMVN is
 applied once when a chunk of utterances is loaded, and each batch's context windows
 ``(N, left + 1 + right, F)`` are gathered with one numpy fancy index into the chunk (no
 spliced copy of the corpus exists). Frames at utterance edges repeat the first/last frame.
@@ -87,10 +87,11 @@ def window_index(rows: np.ndarray, start: np.ndarray, end: np.ndarray, offsets: 
 
 
 def context_windows(feats: np.ndarray, left: int, right: int) -> np.ndarray:
-    """All windows of one utterance: ``feats: (T, F)`` -> ``(T, left + 1 + right, F)``."""
-    T = feats.shape[0]
-    rows = np.arange(T, dtype=np.int64)
-    idx = window_index(rows, np.zeros(T, np.int64), np.full(T, T, np.int64), window_offsets(left, right))
+    """All windows of one utterance: ``feats: (frames, F)`` -> ``(frames, left + 1 + right, F)``."""
+    n_frames = feats.shape[0]
+    rows = np.arange(n_frames, dtype=np.int64)
+    idx = window_index(rows, np.zeros(n_frames, np.int64), np.full(n_frames, n_frames, np.int64),
+                       window_offsets(left, right))
     return feats[idx]
 
 
@@ -325,9 +326,9 @@ def eval_batches(
         f = np.asarray(feats[u], dtype=np.float32)
         f = normalize_input(f, cmvn, floor)
         y = np.asarray(labels[u]).astype(np.int64)
-        T = f.shape[0]
-        for s in range(0, T, batch_size):
-            rows = np.arange(s, min(T, s + batch_size), dtype=np.int64)
-            idx = window_index(rows, np.zeros_like(rows), np.full_like(rows, T), offsets)
+        n_frames = f.shape[0]
+        for s in range(0, n_frames, batch_size):
+            rows = np.arange(s, min(n_frames, s + batch_size), dtype=np.int64)
+            idx = window_index(rows, np.zeros_like(rows), np.full_like(rows, n_frames), offsets)
             yield Batch(torch.from_numpy(f[idx]), torch.from_numpy(y[rows]),
                         torch.full((len(rows),), i, dtype=torch.int64), torch.from_numpy(rows))

@@ -214,7 +214,9 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     resumed = None
     if (out / LAST).is_file() and not force:
         ck = resumed = load_checkpoint(out / LAST)
-        if ck["train_config"] != to_dict(cfg):
+        # fast_step is no part of the run: either step path resumes the other's checkpoints (and
+        # runs checkpointed before the setting existed resume too)
+        if {**ck["train_config"], "fast_step": cfg.fast_step} != to_dict(cfg):
             raise AsrkdError(
                 f"{out} holds a run with a different config; use --force to start over or another --out"
             )
@@ -248,6 +250,8 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
     if dist_info.enabled:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     stepper = Stepper(net, model, optimizer, cfg, device, distributed=dist_info.enabled)
+    if dist_info.is_main:
+        log.info("training step: %s (fast_step=%s), GEMM: %s", stepper.path, cfg.fast_step, stepper.gemm)
     if resumed is not None:
         stepper.load_state_dict(resumed.get("stepper") or {})
 
@@ -266,6 +270,13 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
                   position={"epoch": state.epoch, "step": state.step, "global_step": state.global_step},
                   best={"epoch": state.best_epoch, "acc": state.best_acc})
         save_checkpoint(out / LAST, ck)
+
+    def write_metrics() -> None:
+        """metrics.json: the epochs (each says its step path and GEMM), the best one, and the step
+        path and GEMM of this run."""
+        atomic_write_json(out / METRICS, {"epochs": state.metrics, "best_epoch": state.best_epoch,
+                                          "best_dev_frame_acc": state.best_acc, "step_path": stepper.path,
+                                          "gemm": stepper.gemm})
 
     # ---- epochs ---------------------------------------------------------------------------
     stop = False
@@ -327,6 +338,8 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             "frames_per_s": s.frames * dist_info.world / max(1e-9, s.seconds + s.wait_seconds),
             "loader_wait_frac": s.wait_seconds / max(1e-9, s.seconds + s.wait_seconds),
             "seconds": elapsed,
+            "step_path": stepper.path,  # fused-bf16 | autograd
+            "gemm": stepper.gemm,  # amx | onednn | n/a (autograd)
         }
         state.metrics.append(m)
         log.info("epoch %d: train loss %.4f acc %.4f | dev loss %.4f acc %.4f | %.0f frames/s%s",
@@ -346,8 +359,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
             state.epoch = cfg.max_epochs  # a resumed stopped run does not train on
         save_last()
         if dist_info.is_main:
-            atomic_write_json(out / METRICS, {"epochs": state.metrics, "best_epoch": state.best_epoch,
-                                              "best_dev_frame_acc": state.best_acc})
+            write_metrics()
 
     # ---- final model = the best epoch's --------------------------------------------------------
     if dist_info.is_main:
@@ -357,8 +369,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool) -> list[di
         best.pop("format", None)
         best.pop("version", None)
         save_checkpoint(out / FINAL, best)
-        atomic_write_json(out / METRICS, {"epochs": state.metrics, "best_epoch": state.best_epoch,
-                                          "best_dev_frame_acc": state.best_acc})
+        write_metrics()
         mark_done(out, {"best_epoch": state.best_epoch, "best_dev_frame_acc": state.best_acc})
         log.info("done: best dev frame acc %.4f (epoch %d) -> %s", state.best_acc, state.best_epoch, out / FINAL)
     barrier(dist_info)

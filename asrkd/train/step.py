@@ -70,10 +70,23 @@ class Stepper:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.max_norm = cfg.optim.grad_clip if cfg.optim.grad_clip > 0 else math.inf
         # A DNN with Adam in bf16 on CPU trains with the hand-fused step (same arithmetic, fewer
-        # passes over memory); everything else (GPU, fp16/fp32, DDP, SGD) with autograd.
+        # passes over memory) unless fast_step=off; everything else (GPU, fp16/fp32, DDP, SGD)
+        # with autograd.
         self.fast = (fast_dnn.FastDnnStep(model, optimizer)  # type: ignore[arg-type]
-                     if fast_dnn.supports(model, optimizer, device, resolve_precision(cfg, device), distributed)
+                     if cfg.fast_step == "auto"
+                     and fast_dnn.supports(model, optimizer, device, resolve_precision(cfg, device), distributed)
                      else None)
+
+    @property
+    def path(self) -> str:
+        """Which step runs: "fused-bf16" (:class:`~asrkd.kernels.fast_dnn.FastDnnStep`) or "autograd"."""
+        return "fused-bf16" if self.fast is not None else "autograd"
+
+    @property
+    def gemm(self) -> str:
+        """The fused step's GEMM: "amx" (the AMX kernel takes some of the model's matmuls, oneDNN
+        the rest) or "onednn"; "n/a" for autograd (torch picks its own)."""
+        return self.fast.gemm() if self.fast is not None else "n/a"
 
     def step(self, batch: Batch, lr: float) -> StepResult:
         if self.fast is not None:

@@ -1,4 +1,4 @@
-"""Command line: ``python -m data_prep.synth {make,energy} ...`` (run from the repo root)."""
+"""Command line: ``python -m data_prep.synth {make,lm-text,energy} ...`` (run from the repo root)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from asrkd.logs import add_log_file, setup_logging
 
 from .corpus import PRESETS, SynthOptions, generate
 from .energy import pause_word_energy
+from .lm_text import write_lm_text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--augment-test", action="store_true", help="gain/noise for test too")
     m.add_argument("--text-file", default="", help="UTF-8 text to take sentences from instead of the KJV")
     m.add_argument("--force", action="store_true", help="redo everything")
+    t = sub.add_parser("lm-text", help="write CORPUS/lm_text.txt: the source text without the corpus's sentences")
+    t.add_argument("--corpus", required=True, type=Path, help="a corpus made by `make` (its --out)")
     e = sub.add_parser("energy", help="pause-vs-word power of a split (timing sanity check)")
     e.add_argument("split_dir", type=Path)
     args = p.parse_args(argv)
@@ -40,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
             )
             summary = generate(args.out, opts, nj=args.nj, force=args.force)
             print(json.dumps(summary, indent=2))
+        elif args.cmd == "lm-text":
+            print(json.dumps(write_lm_text(args.corpus), indent=2))
         else:
             print(json.dumps(pause_word_energy(args.split_dir), indent=2))
     except AsrkdError as err:

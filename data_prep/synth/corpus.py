@@ -27,7 +27,7 @@ from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_don
 from asrkd.logs import progress
 
 from .reference import Timed, ctm_lines
-from .text_source import kjv_text, load_sentences, split_sentences
+from .text_source import Sentence, kjv_text, load_sentences, split_sentences
 from .utterance import Augment, Job, make_utterance
 from .voices import pick_configs, split_configs
 
@@ -67,20 +67,29 @@ class SynthOptions:
     aug: Augment = field(default_factory=lambda: Augment(enabled=True))
 
 
-def plan(opts: SynthOptions, out_dir: Path) -> list[Job]:
-    """Every utterance to make, in a fixed order (same for a seed, whatever ``nj``)."""
-    if opts.preset not in PRESETS:
-        raise AsrkdError(f"unknown preset {opts.preset!r}; choose from {sorted(PRESETS)}")
-    p = PRESETS[opts.preset]
+def source_text(opts: SynthOptions) -> str:
+    """The text the sentences are drawn from: ``opts.text_file`` or the KJV."""
     if opts.text_file:
         path = Path(opts.text_file)
         if not path.is_file():
             raise AsrkdError(f"text file not found: {path}")
-        text = path.read_text(encoding="utf-8")
-    else:
-        text = kjv_text()
+        return path.read_text(encoding="utf-8")
+    return kjv_text()
+
+
+def sentence_pools(opts: SynthOptions, text: str) -> dict[str, list[Sentence]]:
+    """The sentences of each split (a seeded choice from ``text``; see ``split_sentences``)."""
+    if opts.preset not in PRESETS:
+        raise AsrkdError(f"unknown preset {opts.preset!r}; choose from {sorted(PRESETS)}")
+    p = PRESETS[opts.preset]
     sentences = load_sentences(text, p.min_words, p.max_words)
-    pools = split_sentences(sentences, dict(p.utts), opts.seed)
+    return split_sentences(sentences, dict(p.utts), opts.seed)
+
+
+def plan(opts: SynthOptions, out_dir: Path) -> list[Job]:
+    """Every utterance to make, in a fixed order (same for a seed, whatever ``nj``)."""
+    pools = sentence_pools(opts, source_text(opts))
+    p = PRESETS[opts.preset]
     jobs: list[Job] = []
     for split in SPLITS:
         configs = pick_configs(split_configs(split, opts.seed, p.prosody_per_voice), p.max_configs[split])

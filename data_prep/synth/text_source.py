@@ -28,6 +28,7 @@ import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from asrkd.errors import AsrkdError
 from asrkd.text import normalize_text
@@ -93,18 +94,23 @@ def make_sentence(raw: str, min_words: int, max_words: int) -> Sentence | None:
     return Sentence(synth=synth, words=words, spans=tuple((m.start(), m.end()) for m in matches))
 
 
+def raw_sentences(text: str) -> Iterator[str]:
+    """Every sentence of ``text`` (paragraphs = lines, split after ``.``, ``?``, ``!``), unfiltered."""
+    for para in text.splitlines():
+        yield from _SENT_END.split(para.strip())
+
+
 def load_sentences(text: str, min_words: int, max_words: int) -> list[Sentence]:
     """All sentences of ``text`` (paragraphs = lines) that pass the filter, deduplicated, in
     text order."""
     seen: set[str] = set()
     out: list[Sentence] = []
-    for para in text.splitlines():
-        for raw in _SENT_END.split(para.strip()):
-            sent = make_sentence(raw, min_words, max_words)
-            if sent is None or sent.transcript in seen:
-                continue
-            seen.add(sent.transcript)
-            out.append(sent)
+    for raw in raw_sentences(text):
+        sent = make_sentence(raw, min_words, max_words)
+        if sent is None or sent.transcript in seen:
+            continue
+        seen.add(sent.transcript)
+        out.append(sent)
     return out
 
 

@@ -3,10 +3,11 @@
 #   bash recipes/ljspeech/run.sh                     # defaults (conf/)
 #   bash recipes/ljspeech/run.sh --corpus DIR        # the corpus elsewhere
 #   bash recipes/ljspeech/run.sh --extra true        # + temperature sweep and small-data experiment
-# Stages: 0 data, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
+# Stages: 0 data + word LM, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
 # 6 student, 7 temperature sweep*, 8 small-data experiment*, 9 evaluation, 10 report (*: --extra true).
 recipe="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 corpus=$recipe/../../../shared/data/ljspeech/LJSpeech-1.1  # the corpus, as distributed
+lm_metadata=$recipe/../../../shared/data/ljspeech/lm/metadata_other.csv  # LM text: LJ Speech lines not in the corpus ('' for none)
 stage=0
 stop_stage=100
 work=$recipe              # data/ and exp/ are written here
@@ -16,11 +17,16 @@ extra=false               # run the temperature sweep (7) and the small-data exp
 . "$recipe/../lib.sh"
 conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
 corpus=$(realpath -m "$corpus")
+lm_metadata=${lm_metadata:+$(realpath -m "$lm_metadata")}
 load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
 mkdir -p "$work" && cd "$work"
 
-if stage 0 "data: $corpus -> data/{train,dev,test}"; then
-  "$PYTHON" "$ASRKD_ROOT/data_prep/ljspeech.py" "$corpus" data
+if stage 0 "data: $corpus -> data/{train,dev,test}, LM text data/lm_text.txt"; then
+  "$PYTHON" "$ASRKD_ROOT/data_prep/ljspeech.py" "$corpus" data ${lm_metadata:+--lm-metadata "$lm_metadata"}
+fi
+
+if stage 0 "word LM: data/lm_text.txt + training transcripts -> data/lm (lm.arpa; lm.json: perplexity, OOV rate)"; then
+  asrkd train-lm --config "$conf/lm.yaml" ${lm_metadata:+--text data/lm_text.txt} --train-data data/train --dev data/dev --test data/test --out data/lm
 fi
 
 . "$recipe/../experiment.sh"  # stages 1-10, the same for every corpus

@@ -3,7 +3,7 @@
 #   bash recipes/yesno/run.sh                     # defaults (conf/)
 #   bash recipes/yesno/run.sh --corpus DIR        # the corpus elsewhere
 #   bash recipes/yesno/run.sh --extra true        # + temperature sweep and small-data experiment
-# Stages: 0 data, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
+# Stages: 0 data + word LM, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
 # 6 student, 7 temperature sweep*, 8 small-data experiment*, 9 evaluation, 10 report (*: --extra true).
 recipe="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 corpus=$recipe/../../../shared/data/yesno/waves_yesno  # the corpus, as distributed
@@ -21,6 +21,10 @@ mkdir -p "$work" && cd "$work"
 
 if stage 0 "data: $corpus -> data/{train,dev,test}"; then
   "$PYTHON" "$ASRKD_ROOT/data_prep/yesno.py" "$corpus" data
+fi
+
+if stage 0 "word LM: a word loop over the training words (conf/lm.yaml) -> data/lm (lm.arpa; lm.json: perplexity, OOV rate)"; then
+  asrkd train-lm --config "$conf/lm.yaml" --train-data data/train --dev data/dev --test data/test --out data/lm
 fi
 
 . "$recipe/../experiment.sh"  # stages 1-10, the same for every corpus
