@@ -69,7 +69,7 @@ def test_first_speakers_num_speakers_and_list(tmp_path: Path) -> None:
     assert assert_consistent(tmp_path / "l").utts == ["s01-005", "s09-019"]
 
 
-def test_subset_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+def test_subset_refusals(tmp_path: Path, capsys: pytest.CaptureFixture, caplog: pytest.LogCaptureFixture) -> None:
     make_dir(tmp_path / "src")
     assert cli("subset-data", tmp_path / "src", tmp_path / "x", "--speakers", "nobody") == 2
     assert "unknown speaker(s): nobody" in capsys.readouterr().err
@@ -84,6 +84,12 @@ def test_subset_refusals(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert "exists" in capsys.readouterr().err
     assert cli("subset-data", tmp_path / "src", tmp_path / "x", "--first", 4, "--force") == 0
     assert len(assert_consistent(tmp_path / "x").utts) == 4 and not (tmp_path / "x/utt2num_frames").exists()
+    # the same selection again: complete, kept as it is (with what later steps added), logged
+    (tmp_path / "x/utt2num_frames").write_text("kept 1\n")
+    with caplog.at_level("INFO"):
+        assert cli("subset-data", tmp_path / "src", tmp_path / "x", "--first", 4) == 0
+    assert (tmp_path / "x/utt2num_frames").read_text() == "kept 1\n"
+    assert "is complete; skipping (use --force to redo)" in caplog.text
 
 
 def test_combine(tmp_path: Path) -> None:

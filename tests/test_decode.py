@@ -343,3 +343,16 @@ def test_evaluate_wer_writes_scoring_with_dev_sweep(tmp_path) -> None:  # noqa: 
     assert len(json.loads((out / "sweep.json").read_text())["table"]) == 2
     assert (out / "hyp").read_text() == "t-1 YES NO NO\nt-2 NO\n"
     assert (out / "greedy" / "wer.json").is_file() and (out / "decode_config.yaml").is_file()
+    # The step (asrkd evaluate --lang ...): .wer.done last; a complete step decodes nothing.
+    from asrkd.decode.wer import WerSetup, write_wer
+
+    setup = WerSetup(lang=tmp_path / "lang", train_data=train, prior_labels=train / "labels", dev=tmp_path / "dev",
+                     decode=DecodeConfig(sweep_lm_weights=[0.5, 1.0], sweep_insertion_penalties=[0.0]))
+    assert write_wer(lambda f: f, tmp_path / "test", tmp_path / "step", setup)["wer"]["rate"] == 0.0
+    assert (tmp_path / "step" / ".wer.done").is_file()
+
+    def never(f: np.ndarray) -> np.ndarray:
+        raise AssertionError("a complete WER step computes no posteriors")
+
+    assert write_wer(never, tmp_path / "test", tmp_path / "step", setup) is None
+    assert write_wer(lambda f: f, tmp_path / "test", tmp_path / "step", setup, force=True) is not None

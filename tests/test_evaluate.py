@@ -90,6 +90,15 @@ def test_evaluate_command_and_inventory_check(setup, tmp_path: Path):
     assert rc == 0
     r = json.loads((out / "frame_acc.json").read_text())
     assert r["combine"] == "geometric" and len(r["member_frame_acc"]) == 2 and 0 <= r["frame_acc"] <= 1
+    # Complete: a rerun skips without loading a model (a missing checkpoint is never opened);
+    # --force redoes it.
+    done = out / ".frame_acc.done"
+    mtime = done.stat().st_mtime_ns
+    args = ["evaluate", "--model", str(tmp_path / "gone.pt"), "--feats", str(root / "test"),
+            "--labels", str(root / "test/labels/ali"), "--out", str(out)]
+    assert main(args) == 0 and done.stat().st_mtime_ns == mtime
+    assert main(["evaluate", "--model", str(paths[0]), *args[3:], "--force"]) == 0
+    assert done.stat().st_mtime_ns > mtime and json.loads((out / "frame_acc.json").read_text())["combine"] == "mean"
     bad = _save_model(tmp_path / "bad.pt", 0, None, lang="another-inventory")
     with pytest.raises(AsrkdError, match="label inventory"):
         frame_accuracy([load_model(bad)], root / "test", root / "test/labels/ali")

@@ -40,6 +40,16 @@ def test_kaldi_text_and_ark(tmp_path: Path) -> None:
     assert main(["import-ali", str(d), str(tmp_path / "ali.ark"), "--format", "kaldi-ark",
                  "--name", "ark", "--num-classes", "6"]) == 0
     np.testing.assert_array_equal(FrameStore(d / "labels" / "ark")["u2"], [3, 3, 3])
+    # The same import again is complete (skipped); another source into the same name is refused.
+    mtime = (d / "labels" / "ark" / ".done").stat().st_mtime_ns
+    assert main(["import-ali", str(d), str(tmp_path / "ali.ark"), "--format", "kaldi-ark",
+                 "--name", "ark", "--num-classes", "6"]) == 0
+    assert (d / "labels" / "ark" / ".done").stat().st_mtime_ns == mtime
+    assert main(["import-ali", str(d), str(tmp_path / "ali.txt"), "--format", "kaldi-text",
+                 "--name", "ark", "--num-classes", "6"]) == 2
+    assert main(["import-ali", str(d), str(tmp_path / "ali.txt"), "--format", "kaldi-text",
+                 "--name", "ark", "--num-classes", "6", "--force"]) == 0
+    np.testing.assert_array_equal(FrameStore(d / "labels" / "ark")["u2"], [1, 2, 3])
     # Ids beyond the inventory are refused.
     assert main(["import-ali", str(d), str(tmp_path / "ali.txt"), "--format", "kaldi-text",
                  "--name", "small", "--num-classes", "4"]) == 2

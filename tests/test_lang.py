@@ -54,6 +54,21 @@ def test_fingerprint_tracks_content(tmp_path: Path) -> None:
         load_lang(tmp_path / "a")
 
 
+def test_complete_lang_is_kept_and_another_config_refused(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = LangConfig(unit_type="grapheme")
+    a = make_lang(TEXTS, tmp_path / "lang", cfg)
+    done = tmp_path / "lang" / ".done"
+    mtime = done.stat().st_mtime_ns
+    with caplog.at_level("INFO"):
+        again = make_lang(TEXTS, tmp_path / "lang", cfg)
+    assert again.fingerprint == a.fingerprint and done.stat().st_mtime_ns == mtime
+    assert "is complete; skipping (use --force to redo)" in caplog.text
+    other = LangConfig(unit_type="grapheme", states_per_unit=2)
+    with pytest.raises(AsrkdError, match="another config"):
+        make_lang(TEXTS, tmp_path / "lang", other)
+    assert make_lang(TEXTS, tmp_path / "lang", other, force=True).fingerprint != a.fingerprint
+
+
 def test_lexicon_units(tmp_path: Path) -> None:
     lex = tmp_path / "cmu.dict"
     lex.write_text(";;; comment\nHELLO  HH AH0 L OW1\nHELLO(2)  HH EH0 L OW1\nWORLD  W ER1 L D\n")

@@ -14,6 +14,7 @@ import torch
 import yaml
 
 from asrkd.fileio import atomic_write_json
+from asrkd.experiment.layout import Layout
 from asrkd.experiment.report import collect_results, gain_recovered, write_report
 from asrkd.train.checkpoint import save_checkpoint
 
@@ -105,16 +106,17 @@ def test_gain_recovered_needs_an_ensemble_gain() -> None:
 
 
 def test_sweep_plot_and_small_data(exp: Path) -> None:
+    lay = Layout.of_exp(exp)  # where the recipe's steps write (asrkd.experiment.plan)
     for t, acc in ((5.0, 0.66), (1.0, 0.64)):
-        d = exp / f"sweep/T{t:g}"
+        d = lay.sweep_student(t)
         _student_config(d, t)
         _eval(d / "eval_dev", acc - 0.1, 10)
         _eval(d / "eval_test", acc, 11)
-    (exp / "sweep/cache_T1").mkdir()  # caches live there too: not a sweep row
+    lay.sweep_cache(1.0).mkdir()  # caches live there too: not a sweep row
     _eval(exp / "baseline/eval_train", 0.65, utts=100, frames=10_000)
     for name, train_acc, test_acc in (("hard", 0.80, 0.40), ("soft", 0.66, 0.55)):
-        _eval(exp / f"small_data/{name}/eval_train", train_acc, utts=3, frames=300)
-        _eval(exp / f"small_data/{name}/eval_test", test_acc)
+        _eval(lay.small_data(name) / "eval_train", train_acc, utts=3, frames=300)
+        _eval(lay.small_data(name) / "eval_test", test_acc)
     results, md = write_report(exp)
     assert [r["T"] for r in results["temperature_sweep"]] == [1.0, 5.0]  # sorted by T from config.yaml
     assert results["temperature_sweep"][1]["test_frame_acc"] == 0.66
@@ -179,11 +181,12 @@ def test_seeds_give_mean_and_spread(exp: Path) -> None:
 
 def test_cache_format_comparison(exp: Path) -> None:
     """format/<name>/student_s<k>: the other storage format's students against the main ones."""
-    atomic_write_json(exp / "cache_T2.0/meta.json", {"T": 2.0, "storage": "dense", "k": None})
-    atomic_write_json(exp / "format/topk20/cache/meta.json", {"T": 2.0, "storage": "topk", "k": 20})
+    lay = Layout.of_exp(exp)  # where the recipe's steps write (asrkd.experiment.plan)
+    atomic_write_json(lay.cache(2) / "meta.json", {"T": 2.0, "storage": "dense", "k": None})
+    atomic_write_json(lay.format_cache("topk20") / "meta.json", {"T": 2.0, "storage": "topk", "k": 20})
     for k, acc in ((1, 0.675), (2, 0.677)):
-        _eval(exp / f"format/topk20/student_s{k}/eval_dev", acc - 0.1)
-        _eval(exp / f"format/topk20/student_s{k}/eval_test", acc)
+        _eval(lay.format_student("topk20", k) / "eval_dev", acc - 0.1)
+        _eval(lay.format_student("topk20", k) / "eval_test", acc)
     results, md = write_report(exp)
     main, topk = results["cache_formats"]
     assert (main["format"], main["dir"], main["test_frame_acc"], main["n"]) == ("dense", "student", 0.68, 1)

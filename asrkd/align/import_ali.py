@@ -12,19 +12,25 @@ Sources:
 Frame-count mismatches against ``utt2num_frames`` follow ``mismatch``: ``error`` refuses any
 difference; ``trim`` accepts up to 2 frames (cuts surplus frames at the end, repeats the last
 label for missing ones) and logs how many utterances it touched.
+
+:func:`import_labels` is the whole step (``DATA/labels/NAME``, skipped when complete).
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Literal
 
 import numpy as np
 
+from asrkd.align.labels import labels_dir, write_labels
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.features.framing import FrameSpec, frame_time
-from asrkd.lang.inventory import Lang
+from asrkd.fileio import is_done, sha256_file
+from asrkd.framestore import FrameStore
+from asrkd.lang.inventory import Lang, load_lang
 
 log = logging.getLogger("asrkd.align.import_ali")
 
@@ -131,3 +137,67 @@ def fit_all(
     if ignored:
         log.warning("%d utterance(s) in the source are not in the data directory (ignored)", ignored)
     return labels, failed, trimmed, ignored
+
+
+Format = Literal["kaldi-text", "kaldi-ark", "timit-phn"]
+
+
+def _timit_phn_items(data_dir: Path, source: Path | None, lang: Lang, phone_map: Path | None,
+                     expected: dict[str, int]) -> Iterator[tuple[str, np.ndarray]]:
+    """(utt, classes) from every utterance's TIMIT .PHN file: listed in the table ``source``
+    (``<utt> <file.PHN>``), or each wav.scp path with the extension .PHN."""
+    if source is not None:
+        phn = read_table(source)
+    else:
+        if (data_dir / "segments").is_file():
+            raise AsrkdError("timit-phn without a source table needs a data dir without segments")
+        phn = {u: str(Path(p).with_suffix(".PHN" if Path(p).suffix.isupper() else ".phn"))
+               for u, p in read_table(data_dir / "wav.scp").items()}
+    pmap = read_table(phone_map) if phone_map else {}
+    return ((u, phn_to_classes(read_phn(Path(p)), expected[u], lang, pmap))
+            for u, p in sorted(phn.items()) if u in expected)
+
+
+def import_labels(data_dir: Path, name: str, fmt: Format, source: Path | None = None, lang_dir: Path | None = None,
+                  num_classes: int | None = None, phone_map: Path | None = None, mismatch: str = "error",
+                  force: bool = False) -> Path:
+    """Import frame labels from ``source`` (``fmt``: see the module docstring) into the label
+    store ``data_dir/labels/name`` (:func:`asrkd.align.labels.write_labels`), frame counts fixed
+    by ``data_dir/utt2num_frames``; ids refer to ``lang_dir`` or, without one, to an external
+    inventory of ``num_classes``. A complete store of the same source, inventory and features is
+    kept (skipped) unless ``force``; one of another is refused (``force`` replaces it)."""
+    data_dir = Path(data_dir)
+    out = labels_dir(data_dir, name)
+    lang = load_lang(lang_dir) if lang_dir else None
+    if fmt == "timit-phn":
+        if lang is None:
+            raise AsrkdError("timit-phn needs --lang (phones map onto its units)")
+        origin = f"timit-phn:{source or 'wav.scp'}"
+    else:
+        if source is None:
+            raise AsrkdError(f"{fmt} needs a source file")
+        origin = f"{fmt}:{source}"
+    if lang is not None:
+        n_classes, lang_fp = lang.num_classes, lang.fingerprint
+    elif num_classes is not None:
+        n_classes, lang_fp = num_classes, f"external:{sha256_file(source)}"
+    else:
+        raise AsrkdError("give --lang or --num-classes (the size of the label inventory)")
+    feats_fp = ""
+    if is_done(data_dir / "feats"):
+        feats_fp = str(FrameStore(data_dir / "feats").attrs.get("fingerprint", ""))
+    want = {"num_classes": n_classes, "lang_fingerprint": lang_fp, "feats_fingerprint": feats_fp, "source": origin}
+    if is_done(out) and not force:
+        have = {k: FrameStore(out).attrs.get(k) for k in want}
+        if have != want:
+            raise AsrkdError(f"{out} holds other labels ({have}); use --force to replace it")
+        log.info("%s is complete; skipping (use --force to redo)", out)
+        return out
+    expected = read_num_frames(data_dir)
+    if fmt == "timit-phn":
+        items = _timit_phn_items(data_dir, source, lang, phone_map, expected)
+    else:
+        items = read_kaldi_text(source) if fmt == "kaldi-text" else read_kaldi_ark(source)
+    labels, failed, _, _ = fit_all(items, expected, mismatch)
+    write_labels(out, sorted(labels.items()), failed, n_classes, lang_fp, feats_fp, origin, expected)
+    return out

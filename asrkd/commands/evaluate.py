@@ -1,17 +1,19 @@
-"""``asrkd evaluate``: frame accuracy of a model or an ensemble of models."""
+"""``asrkd evaluate``: frame accuracy (and WER by hybrid decoding) of a model or an ensemble."""
 
 from __future__ import annotations
 
 import argparse
-import logging
+import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from asrkd.commands._common import add_device_arg, add_force_arg, add_no_verify_arg, add_precision_arg
 
+if TYPE_CHECKING:
+    from asrkd.decode.wer import WerSetup
+
 NAME = "evaluate"
 HELP = "frame accuracy and WER (hybrid decoding) of one model or an ensemble (mean / geometric mean of posteriors)"
-
-log = logging.getLogger("asrkd.commands.evaluate")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -29,36 +31,45 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "bf16 where supported, else fp16)")
     add_device_arg(p)
     add_force_arg(p)
-    from asrkd.decode.wer import add_wer_arguments
-
-    add_wer_arguments(p)
+    g = p.add_argument_group("WER (hybrid decoding; runs when --lang is given)")
+    g.add_argument("--lang", type=Path, default=None, help="lang dir (data/lang): decode and score WER")
+    g.add_argument("--train-data", type=Path, default=None,
+                   help="training data dir: its text trains the unit LM and gives the word list")
+    g.add_argument("--prior-labels", type=Path, default=None,
+                   help="training label store for the class priors (default: no prior division)")
+    g.add_argument("--dev", type=Path, default=None,
+                   help="dev data dir (with feats and text): sweep LM weight / insertion penalty there")
+    g.add_argument("--decode-config", type=Path, default=None, help="YAML with DecodeConfig values")
+    g.add_argument("--decode-set", dest="decode_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a DecodeConfig value, e.g. --decode-set beam=16 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.evaluation.evaluate import frame_accuracy
-    from asrkd.fileio import atomic_write_json, is_done, mark_done
+    from asrkd.evaluation.evaluate import write_frame_accuracy
     from asrkd.inference.device import resolve_device, resolve_precision
+    from asrkd.inference.ensemble import ensemble_posteriors
     from asrkd.inference.model import load_model
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    models = [load_model(p, device) for p in args.model]
-    _run_wer(args, models, precision)
-    if is_done(args.out, ".frame_acc.done") and not args.force:
-        log.info("%s: frame accuracy already computed (use --force to redo)", args.out)
-        return 0
-    result = frame_accuracy(models, args.feats, args.labels, args.combine, precision)
-    atomic_write_json(args.out / "frame_acc.json", result)
-    mark_done(args.out, {"frame_acc": result["frame_acc"]}, name=".frame_acc.done")
-    log.info("frame accuracy %.4f over %d frames (%d model(s), %s); members: %s", result["frame_acc"],
-             result["frames"], len(models), args.combine,
-             " ".join(f"{a:.4f}" for a in result["member_frame_acc"]))
+    # Loaded on first use only: a complete evaluation (both steps skipped) loads nothing.
+    models = functools.cache(lambda: [load_model(p, device) for p in args.model])
+    if args.lang is not None:
+        from asrkd.decode.wer import write_wer
+
+        write_wer(lambda feats: ensemble_posteriors(models(), feats, args.combine, precision), args.feats, args.out,
+                  _wer_setup(args), force=args.force)
+    write_frame_accuracy(models, args.feats, args.labels, args.out, args.combine, precision, force=args.force)
     return 0
 
 
-def _run_wer(args: argparse.Namespace, models: list, precision: str) -> None:
-    """WER by hybrid decoding (asrkd.decode.wer), when --lang is given."""
-    from asrkd.decode.wer import run_wer
-    from asrkd.inference.ensemble import ensemble_posteriors
+def _wer_setup(args: argparse.Namespace) -> WerSetup:
+    from asrkd.config import load_config
+    from asrkd.decode.decoder import DecodeConfig
+    from asrkd.decode.wer import WerSetup
+    from asrkd.errors import AsrkdError
 
-    run_wer(args, lambda feats: ensemble_posteriors(models, feats, args.combine, precision))
+    if args.train_data is None:
+        raise AsrkdError("--lang needs --train-data (the LM and word list come from its text)")
+    return WerSetup(lang=args.lang, train_data=args.train_data, prior_labels=args.prior_labels, dev=args.dev,
+                    decode=load_config(DecodeConfig, args.decode_config, args.decode_overrides))

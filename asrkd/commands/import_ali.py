@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from asrkd.commands._common import add_force_arg
+
 NAME = "import-ali"
 HELP = "import frame labels (Kaldi ali-to-pdf text/ark, TIMIT .PHN) into DATA/labels/NAME"
 
@@ -22,52 +24,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phone-map", type=Path, default=None, help="timit-phn: table '<timit phone> <unit>'")
     p.add_argument("--mismatch", choices=["error", "trim"], default="error",
                    help="frame-count mismatches: error, or trim/pad up to 2 frames (logged)")
-    p.add_argument("--force", action="store_true", help="replace an existing label set")
+    add_force_arg(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from asrkd.align import import_ali as ia
-    from asrkd.align.labels import labels_dir, write_labels
-    from asrkd.data.datadir import read_num_frames, read_table
-    from asrkd.errors import AsrkdError
-    from asrkd.fileio import is_done, sha256_file
-    from asrkd.framestore import FrameStore
-    from asrkd.lang.inventory import load_lang
+    from asrkd.align.import_ali import import_labels
 
-    out = labels_dir(args.data_dir, args.name)
-    if is_done(out) and not args.force:
-        raise AsrkdError(f"{out} exists; use --force to replace it")
-    expected = read_num_frames(args.data_dir)
-    lang = load_lang(args.lang) if args.lang else None
-    if args.format == "timit-phn":
-        if lang is None:
-            raise AsrkdError("timit-phn needs --lang (phones map onto its units)")
-        if args.source is not None:
-            phn = read_table(args.source)
-        else:
-            if (args.data_dir / "segments").is_file():
-                raise AsrkdError("timit-phn without a source table needs a data dir without segments")
-            phn = {u: str(Path(p).with_suffix(".PHN" if Path(p).suffix.isupper() else ".phn"))
-                   for u, p in read_table(args.data_dir / "wav.scp").items()}
-        pmap = read_table(args.phone_map) if args.phone_map else {}
-        source = ((u, ia.phn_to_classes(ia.read_phn(Path(p)), expected[u], lang, pmap))
-                  for u, p in sorted(phn.items()) if u in expected)
-        origin = f"timit-phn:{args.source or 'wav.scp'}"
-    else:
-        if args.source is None:
-            raise AsrkdError(f"{args.format} needs a source file")
-        source = ia.read_kaldi_text(args.source) if args.format == "kaldi-text" else ia.read_kaldi_ark(args.source)
-        origin = f"{args.format}:{args.source}"
-    labels, failed, _, _ = ia.fit_all(source, expected, args.mismatch)
-    if lang is not None:
-        num_classes, lang_fp = lang.num_classes, lang.fingerprint
-    elif args.num_classes is not None:
-        num_classes = args.num_classes
-        lang_fp = f"external:{sha256_file(args.source)}"
-    else:
-        raise AsrkdError("give --lang or --num-classes (the size of the label inventory)")
-    feats_fp = ""
-    if (args.data_dir / "feats" / ".done").is_file():
-        feats_fp = str(FrameStore(args.data_dir / "feats").attrs.get("fingerprint", ""))
-    write_labels(out, sorted(labels.items()), failed, num_classes, lang_fp, feats_fp, origin, expected)
+    import_labels(args.data_dir, args.name, args.format, args.source, args.lang, args.num_classes,
+                  args.phone_map, args.mismatch, force=args.force)
     return 0

@@ -19,16 +19,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import logging
-
     from asrkd.data.datadir import read_table
-    from asrkd.fileio import is_done
     from asrkd.lang.inventory import LangConfig, make_lang
 
     cfg = config_from_args(LangConfig, args)
-    if is_done(args.lang_dir) and not args.force:
-        logging.getLogger("asrkd.lang.inventory").info("%s is complete; skipping (use --force to redo)", args.lang_dir)
-        return 0
     texts = list(read_table(args.data_dir / "text", allow_empty_value=True).values())
-    make_lang(texts, args.lang_dir, cfg)
+    make_lang(texts, args.lang_dir, cfg, force=args.force)
     return 0

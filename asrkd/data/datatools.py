@@ -87,20 +87,38 @@ def select_utt_list(d: DataDir, utts: Iterable[str]) -> list[str]:
     return sorted(wanted & set(d.utt2spk))
 
 
-def write_new_data_dir(dst: Path, d: DataDir, force: bool = False) -> None:
-    """Write ``d`` as a fresh directory ``dst``: refuses an existing non-empty ``dst`` unless
-    ``force`` (which replaces it whole, so no stale table survives). Written beside ``dst``
-    and renamed, so an interrupted run leaves no half-written ``dst``."""
+def _same_utterances(a: DataDir, b: DataDir) -> bool:
+    """Same utterances with the same audio, transcripts and speakers (the core tables; later
+    steps add per-utterance tables such as utt2num_frames to a data dir)."""
+    def segs(d: DataDir) -> dict[str, str] | None:  # as written (times to the millisecond)
+        return None if d.segments is None else {u: f"{s.recording} {s.start:.3f} {s.end:.3f}"
+                                                for u, s in d.segments.items()}
+
+    return (a.utt2spk, a.text, a.wav, segs(a)) == (b.utt2spk, b.text, b.wav, segs(b))
+
+
+def write_new_data_dir(dst: Path, d: DataDir, force: bool = False) -> bool:
+    """Write ``d`` as a fresh directory ``dst``; returns False when ``dst`` already holds it.
+
+    An existing ``dst`` with the same utterances (:func:`_same_utterances`) is complete: kept,
+    with what later steps wrote into it (features), unless ``force``. Any other non-empty
+    ``dst`` is refused unless ``force``, which replaces it whole, so no stale table survives.
+    Written beside ``dst`` and renamed, so an interrupted run leaves no half-written ``dst``
+    (an existing ``dst`` is complete)."""
     dst = Path(dst)
     if not d.utt2spk:
         raise AsrkdError(f"{dst}: refusing to write an empty data directory")
     if dst.exists() and any(dst.iterdir()) and not force:
-        raise AsrkdError(f"{dst} exists and is not empty (use --force to replace it)")
+        if (dst / "utt2spk").is_file() and _same_utterances(read_data_dir(dst), d):
+            log.info("%s is complete; skipping (use --force to redo)", dst)
+            return False
+        raise AsrkdError(f"{dst} exists with other content (use --force to replace it)")
     tmp = dst.with_name(f".{dst.name}.tmp")
     remove_tree(tmp)
     write_data_dir(tmp, d)
     remove_tree(dst)
     tmp.rename(dst)
+    return True
 
 
 def _check_not_source(dst: Path, srcs: Iterable[Path]) -> None:
@@ -116,9 +134,9 @@ def subset_data(src: Path, dst: Path, select: Callable[[DataDir], list[str]], fo
     sub = d.subset(select(d))
     if not sub.utt2spk:
         raise AsrkdError("the selection is empty")
-    write_new_data_dir(dst, sub, force)
-    log.info("%s: %d of %d utterances, %d speakers", dst, len(sub.utt2spk), len(d.utt2spk),
-             len(set(sub.utt2spk.values())))
+    if write_new_data_dir(dst, sub, force):
+        log.info("%s: %d of %d utterances, %d speakers", dst, len(sub.utt2spk), len(d.utt2spk),
+                 len(set(sub.utt2spk.values())))
     return sub
 
 
@@ -126,8 +144,8 @@ def combine_data(dst: Path, srcs: list[Path], force: bool = False) -> DataDir:
     """Write the union of ``srcs`` (see :func:`combine_data_dirs`) to ``dst``."""
     _check_not_source(dst, srcs)
     d = combine_data_dirs(srcs)
-    write_new_data_dir(dst, d, force)
-    log.info("%s: %d utterances, %d speakers", dst, len(d.utt2spk), len(set(d.utt2spk.values())))
+    if write_new_data_dir(dst, d, force):
+        log.info("%s: %d utterances, %d speakers", dst, len(d.utt2spk), len(set(d.utt2spk.values())))
     return d
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,7 +28,7 @@ from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_json
+from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done
 from asrkd.framestore import FrameStore
 from asrkd.lang.inventory import load_lang
 from asrkd.logs import progress
@@ -131,36 +131,32 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
     return {**res.summary(), **extra}
 
 
-def add_wer_arguments(p: Any) -> None:
-    """``asrkd evaluate`` options for WER (decoding runs when ``--lang`` is given)."""
-    g = p.add_argument_group("WER (hybrid decoding; runs when --lang is given)")
-    g.add_argument("--lang", type=Path, default=None, help="lang dir (data/lang): decode and score WER")
-    g.add_argument("--train-data", type=Path, default=None,
-                   help="training data dir: its text trains the unit LM and gives the word list")
-    g.add_argument("--prior-labels", type=Path, default=None,
-                   help="training label store for the class priors (default: no prior division)")
-    g.add_argument("--dev", type=Path, default=None,
-                   help="dev data dir (with feats and text): sweep LM weight / insertion penalty there")
-    g.add_argument("--decode-config", type=Path, default=None, help="YAML with DecodeConfig values")
-    g.add_argument("--decode-set", dest="decode_overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a DecodeConfig value, e.g. --decode-set beam=16 (repeatable)")
+@dataclass(frozen=True)
+class WerSetup:
+    """What decoding an evaluation set needs besides the posteriors."""
+
+    lang: Path                   # data/lang: units, HMM topology, label inventory
+    train_data: Path             # training data dir: its text trains the unit LM and gives the word list
+    prior_labels: Path | None    # training label store for the class priors (None: no prior division)
+    dev: Path | None             # dev data dir: LM weight / insertion penalty swept there (None: as configured)
+    decode: DecodeConfig         # decoder settings (the sweep grid included)
 
 
-def run_wer(args: Any, posterior_fn: PosteriorFn) -> dict[str, Any] | None:
-    """The WER part of ``asrkd evaluate`` (skipped when done, unless ``--force``)."""
-    from asrkd.config import load_config
-    from asrkd.fileio import is_done, mark_done
+WER_DONE = ".wer.done"  # completion marker of the WER step in an evaluation dir
 
-    if args.lang is None:
+
+def write_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, setup: WerSetup,
+              force: bool = False) -> dict[str, Any] | None:
+    """The WER step of ``asrkd evaluate``: decode and score ``eval_dir`` into ``out_dir``
+    (:func:`evaluate_wer`), then ``out_dir/.wer.done``. A complete step is skipped (None is
+    returned, ``posterior_fn`` is never called) unless ``force``."""
+    out_dir = Path(out_dir)
+    if is_done(out_dir, WER_DONE) and not force:
+        log.info("%s: WER is complete; skipping (use --force to redo)", out_dir)
         return None
-    if args.train_data is None:
-        raise AsrkdError("--lang needs --train-data (the LM and word list come from its text)")
-    if is_done(args.out, ".wer.done") and not args.force:
-        log.info("%s: WER already computed (use --force to redo)", args.out)
-        return None
-    cfg = load_config(DecodeConfig, args.decode_config, args.decode_overrides)
-    decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg,
-                           lm_cache=Path(args.out) / "lm" / "unit_lm.npz")
-    result = evaluate_wer(posterior_fn, args.feats, args.out, decoder, args.dev)
-    mark_done(args.out, {"wer": result["wer"]["rate"]}, name=".wer.done")
+    clear_done(out_dir, WER_DONE)
+    decoder = make_decoder(setup.lang, setup.train_data, setup.prior_labels, setup.decode,
+                           lm_cache=out_dir / "lm" / "unit_lm.npz")
+    result = evaluate_wer(posterior_fn, eval_dir, out_dir, decoder, setup.dev)
+    mark_done(out_dir, {"wer": result["wer"]["rate"]}, name=WER_DONE)
     return result

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
 
 from asrkd.data.labelled import open_labelled_frames
+from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done
 from asrkd.inference.ensemble import CombineRule, combine_posteriors, member_log_posteriors
 from asrkd.inference.model import InferenceModel, check_models
 from asrkd.logs import progress
@@ -47,3 +48,26 @@ def frame_accuracy(models: Sequence[InferenceModel], feats_dir: Path, labels_dir
         "models": [str(m.path) for m in models],
         "member_frame_acc": [float(c) / max(1, frames) for c in members],
     }
+
+
+FRAME_ACC_DONE = ".frame_acc.done"  # completion marker of the frame-accuracy step in an evaluation dir
+
+
+def write_frame_accuracy(load_models: Callable[[], Sequence[InferenceModel]], feats_dir: Path, labels_dir: Path,
+                         out_dir: Path, combine: CombineRule = "mean", precision: str = "auto",
+                         force: bool = False) -> dict[str, Any] | None:
+    """The frame-accuracy step of ``asrkd evaluate``: :func:`frame_accuracy` into
+    ``out_dir/frame_acc.json``, then ``out_dir/.frame_acc.done``. A complete step is skipped
+    (None is returned) unless ``force``; ``load_models`` is called only when there is work."""
+    out_dir = Path(out_dir)
+    if is_done(out_dir, FRAME_ACC_DONE) and not force:
+        log.info("%s: frame accuracy is complete; skipping (use --force to redo)", out_dir)
+        return None
+    clear_done(out_dir, FRAME_ACC_DONE)
+    models = load_models()
+    result = frame_accuracy(models, feats_dir, labels_dir, combine, precision)
+    atomic_write_json(out_dir / "frame_acc.json", result)
+    mark_done(out_dir, {"frame_acc": result["frame_acc"]}, name=FRAME_ACC_DONE)
+    log.info("frame accuracy %.4f over %d frames (%d model(s), %s); members: %s", result["frame_acc"],
+             result["frames"], len(models), combine, " ".join(f"{a:.4f}" for a in result["member_frame_acc"]))
+    return result

@@ -1,7 +1,8 @@
 """The results of an experiment directory: the paper's Table 1, the temperature sweep and the
 section-6 (small data) table, as ``RESULTS.md`` + ``results.json`` (+ a PNG of the sweep).
 
-Everything is read from what the recipe's steps wrote (layout in ``recipes/README.md``):
+Everything is read from what the recipe's steps wrote, found through the experiment layout
+(:mod:`asrkd.experiment.layout`, which names every directory):
 
 - a system directory (``baseline``, ``ensemble``, ``student``) holds ``eval_dev/`` and
   ``eval_test/`` from ``asrkd evaluate`` (``frame_acc.json``, ``wer.json``); single models also
@@ -28,7 +29,6 @@ markdown says how many). Fractions (accuracies, WER) are in 0..1.
 from __future__ import annotations
 
 import logging
-import re
 import statistics
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,15 @@ from typing import Any
 import yaml
 
 from asrkd.errors import AsrkdError
+from asrkd.experiment import layout as L
+from asrkd.experiment.layout import Layout
 from asrkd.fileio import atomic_write_json, atomic_write_text, read_json
 
 log = logging.getLogger("asrkd.experiment.report")
 
 SYSTEMS = ("baseline", "ensemble", "distilled")
 # Default directory (under the experiment dir) of each system of Table 1.
-DEFAULT_DIRS = {"baseline": "baseline", "ensemble": "ensemble", "distilled": "student"}
+DEFAULT_DIRS = {"baseline": L.BASELINE, "ensemble": L.ENSEMBLE, "distilled": L.STUDENT}
 LABELS = {"baseline": "Baseline (one model, hard labels)", "ensemble": "Ensemble of {n} models",
           "distilled": "Distilled single model"}
 PLOT_NAME = "temperature_sweep.png"
@@ -83,7 +85,7 @@ def checkpoint_params(path: Path) -> int | None:
 def member_checkpoints(system_dir: Path) -> list[Path]:
     """Checkpoints a system's evaluation used (several for an ensemble), from frame_acc.json."""
     for s in ("test", "dev"):
-        d = _json(system_dir / f"eval_{s}" / "frame_acc.json")
+        d = _json(L.eval_dir(system_dir, s) / "frame_acc.json")
         if d is not None:
             return [Path(m) for m in d["models"]]
     return []
@@ -95,9 +97,9 @@ def _resolve(path: Path, exp_dir: Path) -> Path:
 
 
 def system_params(system_dir: Path, exp_dir: Path) -> int | None:
-    """Parameters of the system: its final.pt, else the sum over the checkpoints it evaluated."""
-    if (system_dir / "final.pt").is_file():
-        return checkpoint_params(system_dir / "final.pt")
+    """Parameters of the system: its checkpoint, else the sum over the checkpoints it evaluated."""
+    if (system_dir / L.CHECKPOINT).is_file():
+        return checkpoint_params(system_dir / L.CHECKPOINT)
     members = [_resolve(m, exp_dir) for m in member_checkpoints(system_dir)]
     counts = [checkpoint_params(m) for m in members]
     if not counts or any(c is None for c in counts):
@@ -107,7 +109,7 @@ def system_params(system_dir: Path, exp_dir: Path) -> int | None:
 
 def _run_result(run_dir: Path, exp_dir: Path) -> dict[str, Any]:
     """The six numbers of one model or ensemble (None where missing)."""
-    dev, test = run_dir / "eval_dev", run_dir / "eval_test"
+    dev, test = L.eval_dir(run_dir, "dev"), L.eval_dir(run_dir, "test")
     return {
         "dev_frame_acc": frame_acc(dev),
         "test_frame_acc": frame_acc(test),
@@ -119,13 +121,8 @@ def _run_result(run_dir: Path, exp_dir: Path) -> dict[str, Any]:
 
 
 def system_runs(exp_dir: Path, name: str) -> list[Path]:
-    """The run directories of a system: ``<name>_s<k>`` (k ascending) when there are any, else
-    ``<name>`` itself (one run; also when it does not exist, so that its numbers are missing)."""
-    pat = re.compile(re.escape(Path(name).name) + r"_s(\d+)")
-    parent = (exp_dir / name).parent
-    seeded = sorted((int(m.group(1)), d) for d in (parent.iterdir() if parent.is_dir() else [])
-                    if d.is_dir() and (m := pat.fullmatch(d.name)))
-    return [d for _, d in seeded] or [exp_dir / name]
+    """The run directories of a system (:meth:`Layout.runs`: its seeds, or ``name`` itself)."""
+    return Layout.of_exp(exp_dir).runs(name)
 
 
 def _epochs(run_dir: Path) -> dict[str, int | None]:
@@ -172,21 +169,21 @@ def teacher_results(exp_dir: Path, ensemble_dir: Path) -> list[dict[str, Any]]:
     rows = []
     for ck in member_checkpoints(ensemble_dir):
         d = _resolve(ck, exp_dir).parent
-        dev = frame_acc(d / "eval_dev")
+        dev = frame_acc(L.eval_dir(d, "dev"))
         m = _json(d / "metrics.json")
         if dev is None and m is not None:
             dev = float(m["best_dev_frame_acc"])
-        rows.append({"dir": d.name, "dev_frame_acc": dev, "test_frame_acc": frame_acc(d / "eval_test"), **_epochs(d)})
+        rows.append({"dir": d.name, "dev_frame_acc": dev, "test_frame_acc": frame_acc(L.eval_dir(d, "test")),
+                     **_epochs(d)})
     return rows
 
 
 def baseline_groups(exp_dir: Path, name: str) -> list[tuple[str, list[Path]]]:
-    """The baseline kinds of an experiment: ``name`` itself and every ``<name>_<tag>_s<k>``
-    group (e.g. the recipe's ``baseline_plain_s<k>``: hard labels on data/train only, next to
-    baselines on the augmented transfer set), each with its run directories."""
-    pat = re.compile(re.escape(name) + r"_([a-z][a-z0-9]*)_s\d+")
-    tags = sorted({m.group(1) for d in exp_dir.iterdir() if d.is_dir() and (m := pat.fullmatch(d.name))})
-    return [(name, system_runs(exp_dir, name))] + [(f"{name}_{t}", system_runs(exp_dir, f"{name}_{t}")) for t in tags]
+    """The baseline kinds of an experiment (:meth:`Layout.baseline_kinds`: ``name`` itself and
+    e.g. the recipe's ``baseline_plain``, hard labels on data/train only, next to baselines on
+    the augmented transfer set), each with its run directories."""
+    lay = Layout.of_exp(exp_dir)
+    return [(kind, lay.runs(kind)) for kind in lay.baseline_kinds(name)]
 
 
 def _train_frames(run_dir: Path) -> int | None:
@@ -237,12 +234,12 @@ def _train_config(run_dir: Path) -> dict[str, Any]:
 
 
 def temperature_sweep(exp_dir: Path) -> list[dict[str, Any]]:
-    """One row per ``sweep/*/`` student that has a config: T and its dev/test numbers, by T."""
+    """One row per student of the sweep (a directory of ``sweep/`` with a training config; its
+    caches have none): T (from that config) and its dev/test numbers, by T."""
     rows = []
-    root = exp_dir / "sweep"
-    for d in sorted(root.iterdir()) if root.is_dir() else []:
+    for d in Layout.of_exp(exp_dir).sweep_dirs():
         t = (_train_config(d).get("loss") or {}).get("temperature")
-        if not d.is_dir() or t is None:
+        if t is None:
             continue
         r = _run_result(d, exp_dir)
         rows.append({"T": float(t), **{k: r[k] for k in ("dev_frame_acc", "test_frame_acc", "dev_wer", "test_wer")}})
@@ -257,29 +254,30 @@ def _cache_format(meta: dict[str, Any] | None) -> str | None:
 
 
 def main_cache_format(exp_dir: Path, student_dir: Path) -> str | None:
-    """Storage format of the cache the main students read: the ``cache_T*/`` whose T is theirs."""
+    """Storage format of the cache the main students read: the main cache whose T is theirs."""
     t = (_train_config(student_dir).get("loss") or {}).get("temperature")
-    for meta in sorted(exp_dir.glob("cache_T*/meta.json")):
-        d = read_json(meta)
-        if t is not None and float(d.get("T", -1)) == float(t):
+    for cache in Layout.of_exp(exp_dir).caches():
+        d = _json(cache / "meta.json")
+        if d is not None and t is not None and float(d.get("T", -1)) == float(t):
             return _cache_format(d)
     return None
 
 
 def cache_formats(exp_dir: Path, distilled: RunsResult, distilled_runs: list[Path], distilled_dir: str
                   ) -> list[dict[str, Any]]:
-    """The main students (``distilled``: their :func:`runs_result`) and each ``format/<name>/``
-    set of students (same ensemble and T, other storage format): mean and spread of their frame
-    accuracy. Empty when none was trained."""
-    root = exp_dir / "format"
-    others = sorted(d for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    """The main students (``distilled``: their :func:`runs_result`) and each set of students on
+    another storage format of the same ensemble's soft targets at the same T (``format/<name>/``):
+    mean and spread of their frame accuracy. Empty when none was trained."""
+    lay = Layout.of_exp(exp_dir)
+    others = lay.format_dirs()
     if not others:
         return []
     rows = [{"format": main_cache_format(exp_dir, distilled_runs[0]), "dir": distilled_dir,
              **_acc_summary(distilled[0], distilled[2])}]
     for d in others:
-        r, _, spread = runs_result(system_runs(exp_dir, f"format/{d.name}/student"), exp_dir)
-        rows.append({"format": _cache_format(_json(d / "cache" / "meta.json")), "dir": f"format/{d.name}",
+        name = d.relative_to(lay.exp).as_posix()
+        r, _, spread = runs_result(lay.runs(f"{name}/{L.STUDENT}"), exp_dir)
+        rows.append({"format": _cache_format(_json(lay.format_cache(d.name) / "meta.json")), "dir": name,
                      **_acc_summary(r, spread)})
     return rows
 
@@ -292,23 +290,23 @@ def _utts(eval_dir: Path) -> tuple[int | None, int | None]:
 def small_data(exp_dir: Path, baseline_dir: Path) -> list[dict[str, Any]]:
     """Section 6 rows: hard targets and soft targets on the small subset, the full-data baseline.
     ``train_fraction``: the subset's utterances over the full training set's (as scored)."""
-    root = exp_dir / "small_data"
-    full_utts, _ = _utts(baseline_dir / "eval_train")
+    lay = Layout.of_exp(exp_dir)
+    full_utts, _ = _utts(L.eval_dir(baseline_dir, "train"))
     rows = []
-    for name, label in (("hard", "hard targets"), ("soft", "soft targets")):
-        d = root / name
+    for kind, label in ((L.HARD, "hard targets"), (L.SOFT, "soft targets")):
+        d = lay.small_data(kind)
         if not d.is_dir():
             continue
-        utts, frames = _utts(d / "eval_train")
+        utts, frames = _utts(L.eval_dir(d, "train"))
         rows.append({"system": label, "train_fraction": utts / full_utts if utts and full_utts else None,
-                     "train_utts": utts, "train_frames": frames,
-                     "train_frame_acc": frame_acc(d / "eval_train"), "test_frame_acc": frame_acc(d / "eval_test")})
+                     "train_utts": utts, "train_frames": frames, "train_frame_acc": frame_acc(L.eval_dir(d, "train")),
+                     "test_frame_acc": frame_acc(L.eval_dir(d, "test"))})
     if rows:
-        utts, frames = _utts(baseline_dir / "eval_train")
+        utts, frames = _utts(L.eval_dir(baseline_dir, "train"))
         rows.append({"system": "baseline, all training data", "train_fraction": 1.0 if utts else None,
                      "train_utts": utts, "train_frames": frames,
-                     "train_frame_acc": frame_acc(baseline_dir / "eval_train"),
-                     "test_frame_acc": frame_acc(baseline_dir / "eval_test")})
+                     "train_frame_acc": frame_acc(L.eval_dir(baseline_dir, "train")),
+                     "test_frame_acc": frame_acc(L.eval_dir(baseline_dir, "test"))})
     return rows
 
 
@@ -349,7 +347,7 @@ def _full_data_baseline(groups: list[tuple[str, list[Path]]]) -> Path:
     on the training set (eval_train/): the section-6 full-data baseline (the recipe scores the
     one trained on data/train)."""
     firsts = [runs[0] for _, runs in groups]
-    return next((d for d in firsts if (d / "eval_train" / "frame_acc.json").is_file()), firsts[0])
+    return next((d for d in firsts if (L.eval_dir(d, "train") / "frame_acc.json").is_file()), firsts[0])
 
 
 # ---- markdown -------------------------------------------------------------------------------

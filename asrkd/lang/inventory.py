@@ -52,6 +52,7 @@ from typing import Literal
 
 import numpy as np
 
+from asrkd.config import to_dict
 from asrkd.errors import AsrkdError
 from asrkd.fileio import (
     atomic_write_json,
@@ -178,9 +179,18 @@ def _fingerprint(meta: dict) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()
 
 
-def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig) -> "Lang":
-    """Build ``out_dir`` (= ``data/lang``) from normalised training transcripts ``texts``."""
+def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig, force: bool = False) -> "Lang":
+    """Build ``out_dir`` (= ``data/lang``) from normalised training transcripts ``texts``.
+
+    A complete ``out_dir`` made with the same config is kept (skipped) unless ``force``; one made
+    with another config is refused (``force`` rebuilds it)."""
     out_dir = Path(out_dir)
+    if is_done(out_dir) and not force:
+        made = read_json(out_dir / "lang.json").get("config") if (out_dir / "lang.json").is_file() else None
+        if made != to_dict(cfg):
+            raise AsrkdError(f"{out_dir} was made with another config ({made}); --force rebuilds it")
+        log.info("%s is complete; skipping (use --force to redo)", out_dir)
+        return load_lang(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_done(out_dir)
     if cfg.states_per_unit < 1 or cfg.sil_states < 1:
@@ -206,8 +216,6 @@ def make_lang(texts: list[str], out_dir: Path, cfg: LangConfig) -> "Lang":
             raise AsrkdError("no characters in the training transcripts")
         units = [SIL] + chars
     offset, nstates, class_unit, class_state = _inventory(units, cfg.states_per_unit, cfg.sil_states)
-    from asrkd.config import to_dict
-
     meta = {
         "format": FORMAT,
         "version": VERSION,

@@ -12,20 +12,16 @@ stop_stage=100
 work=$recipe              # data/, exp/ and corpus/ are written here
 conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
 extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Settings from $conf/recipe.yaml (a --name value on the command line wins):
-nj=; synth_preset=; synth_seed=; num_teachers=; baseline_seed=; cache_format=; cache_k=
-sweep_temperatures=; small_fraction=
+# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
 . "$recipe/../lib.sh"
 conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
-load_conf "$conf/recipe.yaml"
-T=$(conf_get "$conf/student.yaml" loss.temperature)
+load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
 mkdir -p "$work" && cd "$work"
-teachers=(); for k in $(seq "$num_teachers"); do teachers+=("exp/teacher_$k/final.pt"); done
 
 if stage 0 "data: synthesise the corpus (preset $synth_preset) into corpus/, data dirs into data/"; then
   "$PYTHON" -m data_prep.synth make --preset "$synth_preset" --seed "$synth_seed" --out corpus --nj "$nj"
   "$PYTHON" -m data_prep.synth lm-text --corpus corpus  # corpus/lm_text.txt: the KJV without the corpus's sentences
-  for s in train dev test; do new_data_dir "data/$s" asrkd combine-data "data/$s" "corpus/$s"; done
+  for s in train dev test; do asrkd combine-data "data/$s" "corpus/$s"; done
 fi
 
 if stage 0 "word LM: corpus/lm_text.txt + training transcripts -> data/lm (lm.arpa; lm.json: perplexity, OOV rate)"; then

@@ -13,17 +13,13 @@ stop_stage=100
 work=$recipe              # data/ and exp/ are written here
 conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
 extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Settings from $conf/recipe.yaml (a --name value on the command line wins):
-nj=; num_teachers=; baseline_seed=; cache_format=; cache_k=
-sweep_temperatures=; small_fraction=
+# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
 . "$recipe/../lib.sh"
 conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
 corpus=$(realpath -m "$corpus")
 lm_text=${lm_text:+$(realpath -m "$lm_text")}
-load_conf "$conf/recipe.yaml"
-T=$(conf_get "$conf/student.yaml" loss.temperature)
+load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
 mkdir -p "$work" && cd "$work"
-teachers=(); for k in $(seq "$num_teachers"); do teachers+=("exp/teacher_$k/final.pt"); done
 
 if stage 0 "data: $corpus -> data/{train,dev,test} (SA sentences dropped)"; then
   "$PYTHON" "$ASRKD_ROOT/data_prep/timit.py" "$corpus" data

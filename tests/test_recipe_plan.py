@@ -1,0 +1,121 @@
+"""The recipes' experiment design (asrkd/experiment/plan.py) and settings (asrkd recipe-conf):
+which data each kind of model trains on, seeds, and what run.sh reads."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from asrkd.cli import main
+from asrkd.errors import AsrkdError
+from asrkd.experiment.layout import Layout
+from asrkd.experiment.plan import STEPS, Job, Recipe, plan_lines, teachers_and_baselines, transfer_set
+from asrkd.experiment.recipe import RecipeConfig, load_recipe_config
+
+REPO = Path(__file__).resolve().parents[1]
+CONF = Path("/conf")
+
+
+def _recipe(**settings: object) -> Recipe:
+    return Recipe(RecipeConfig(**settings), CONF, 2.0)  # type: ignore[arg-type]
+
+
+def _argv(job: Job) -> str:
+    return " ".join(job.argv)
+
+
+def _trained(r: Recipe) -> dict[str, str]:
+    """--out -> the command line of every model of stage 4."""
+    return {j.argv[j.argv.index("--out") + 1]: _argv(j) for j in teachers_and_baselines(r) if isinstance(j, Job)}
+
+
+@pytest.mark.parametrize("teachers_on_copies", [False, True])
+def test_no_transfer_set_means_data_train_for_everyone(teachers_on_copies: bool) -> None:
+    r = _recipe(num_teachers=2, num_seeds=2, transfer_copies=0, teachers_on_copies=teachers_on_copies)
+    assert r.kd_data == r.teacher_data == Path("data/train") and transfer_set(r) == []
+    models = _trained(r)
+    assert sorted(models) == ["exp/baseline_s1", "exp/baseline_s2", "exp/teacher_1", "exp/teacher_2"]
+    assert all("--feats data/train --labels data/train/labels/ali " in c for c in models.values())
+
+
+def test_transfer_set_for_baselines_and_students_only() -> None:
+    r = _recipe(num_teachers=2, num_seeds=1, baseline_seed=100, transfer_copies=2)
+    assert [_argv(j) for j in transfer_set(r)] == [
+        "asrkd augment-feats data/train data/train/labels/ali data/train_aug2 --copies 2 --seed 0"]
+    models = _trained(r)
+    assert "--feats data/train_aug2 --labels data/train_aug2/labels/ali " in models["exp/baseline_s1"]
+    # the same baselines on data/train alone (the report compares with the better kind on dev)
+    assert "--feats data/train --labels data/train/labels/ali " in models["exp/baseline_plain_s1"]
+    assert "--seed 100 " in models["exp/baseline_s1"] and "--seed 100 " in models["exp/baseline_plain_s1"]
+    assert all("--feats data/train " in models[f"exp/teacher_{k}"] and f"--seed {k} " in models[f"exp/teacher_{k}"]
+               for k in (1, 2))
+    students = STEPS["students"](r)
+    assert all("--feats data/train_aug2 " in _argv(j) and "--soft-targets exp/cache_T2.0 " in _argv(j)
+               for j in students if isinstance(j, Job))
+
+
+def test_teachers_on_copies_get_their_own_seed() -> None:
+    """The teachers' copies are drawn with another seed: the transfer set's copies stay unseen."""
+    r = _recipe(num_teachers=1, transfer_copies=1, teachers_on_copies=True)
+    assert [_argv(j) for j in transfer_set(r)] == [
+        "asrkd augment-feats data/train data/train/labels/ali data/train_aug1 --copies 1 --seed 0",
+        "asrkd augment-feats data/train data/train/labels/ali data/train_aug1_teachers --copies 1 --seed 1"]
+    assert "--feats data/train_aug1_teachers --labels data/train_aug1_teachers/labels/ali " in _trained(r)["exp/teacher_1"]
+
+
+def test_every_path_of_the_plan_is_the_layouts() -> None:
+    """Models, caches and evaluations are where the report looks for them."""
+    r = _recipe(num_teachers=2, num_seeds=2, student_seed=200, transfer_copies=1, sweep_temperatures=(1.0, 2.0))
+    lay = Layout()
+    outs = {j.argv[j.argv.index("--out") + 1] for step in STEPS.values() for j in step(r)
+            if isinstance(j, Job) and "--out" in j.argv}
+    want = {lay.teacher(1), lay.baseline(2), lay.baseline(2, plain=True), lay.student(2), lay.cache(2.0),
+            lay.sweep_cache(1.0), lay.sweep_student(1.0), lay.format_cache("topk20"), lay.format_student("topk20", 2),
+            lay.small_data("hard"), lay.ensemble / "eval_test", lay.student(2) / "eval_dev",
+            lay.baseline(1, plain=True) / "eval_train"}
+    assert {str(p) for p in want} <= outs
+    # students of seed k use seed student_seed + k - 1; the sweep's students the first seed at their T
+    sweep = [_argv(j) for j in STEPS["sweep"](r) if isinstance(j, Job) and j.argv[1] == "train"]
+    assert len(sweep) == 2 and all("--seed 200 " in c and f"--set loss.temperature={t} " in c
+                                   for c, t in zip(sweep, ("1.0", "2.0")))
+
+
+def test_plan_lines_are_what_run_plan_reads() -> None:
+    r = _recipe(num_teachers=2)
+    lines = plan_lines(r, ["evaluation"])
+    assert lines[0] == "evaluation begin" and "evaluation wait" in lines
+    words = shlex.split(lines[1])
+    assert words[:4] == ["evaluation", "pool", "exp/ensemble/eval.log", "asrkd"]
+    with pytest.raises(AsrkdError, match="unknown step"):
+        plan_lines(r, ["teachers"])
+
+
+def test_recipe_conf_prints_typed_shell_assignments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    f = tmp_path / "recipe.yaml"
+    f.write_text("num_teachers: 3\nsweep_temperatures: [1, 2]\nteachers_on_copies: true\nsynth_preset: it's\n")
+    assert main(["recipe-conf", str(f), "--set", "nj=1", "--set", "sweep_temperatures=1 5"]) == 0
+    out = capsys.readouterr().out
+    assert "nj=1\n" in out and "num_teachers=3\n" in out and "sweep_temperatures='1.0 5.0'\n" in out
+    assert "teachers_on_copies=true\n" in out
+    env = subprocess.run(["bash", "-c", f'eval "$1"; echo "$synth_preset|$cache_format"', "_", out],
+                         capture_output=True, text=True, check=True).stdout
+    assert env == "it's|dense\n"  # shell-safe; defaults for what the file leaves out
+    assert main(["recipe-conf", str(f), "num_teachers"]) == 0 and capsys.readouterr().out == "3\n"
+    f.write_text("num_teachres: 3\n")
+    with pytest.raises(AsrkdError, match="valid keys"):
+        load_recipe_config(f)
+    f.write_text("num_teachers: many\n")
+    assert main(["recipe-conf", str(f)]) == 2
+
+
+def test_every_recipe_conf_loads() -> None:
+    """Every conf dir of the repository: its settings and the students' T (from student.yaml)."""
+    confs = sorted(p.parent for p in REPO.glob("recipes/*/conf/**/recipe.yaml"))
+    assert len(confs) >= 10
+    for conf in confs:
+        r = Recipe.load(conf)
+        assert r.temperature > 0 and r.cfg.num_teachers >= 1, conf
+        assert plan_lines(r)[-1] == "report run asrkd report exp"
