@@ -18,7 +18,7 @@ from asrkd.cli import main
 from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
 from asrkd.data.datadir import write_table
 from asrkd.framestore import FrameStore, write_store
-from asrkd.features.framing import boundary_time
+from asrkd.framing import boundary_time
 from asrkd.lang.inventory import load_lang
 
 LETTERS = "ABCDE"

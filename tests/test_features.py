@@ -22,7 +22,7 @@ from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.framestore import FrameStore
-from asrkd.features.framing import FrameSpec, num_frames
+from asrkd.framing import FrameSpec, num_frames
 
 # Stated tolerance against torchaudio.compliance.kaldi.fbank (same options, dither 0), in
 # natural-log mel energy units. Both are float32 computations that round differently (DC

@@ -14,7 +14,8 @@ import pytest
 from asrkd.align.questions import default_roots
 from asrkd.cli import main
 from asrkd.errors import AsrkdError
-from asrkd.lang.g2p import G2P, held_out_split, phone_error_rate, train_g2p
+from asrkd.evaluation.scoring import token_error_rate
+from asrkd.lang.g2p import G2P, held_out_split, train_g2p
 from asrkd.lang.g2p_align import em_align, num_phone_chunks
 from asrkd.lang.g2p_ngram import node_orders, score_token, train_kn
 from asrkd.lang.inventory import LangConfig, load_lang, make_lang
@@ -102,7 +103,7 @@ def test_held_out_split(cmu: dict[str, list[str]]) -> None:
 def test_held_out_phone_error_rate(held_out_g2p: tuple[G2P, dict[str, list[str]]]) -> None:
     g2p, held = held_out_g2p
     hyps = {w: g2p.pronounce(w) for w in held}
-    per = phone_error_rate(held, hyps)
+    per = token_error_rate(held, hyps)
     assert per.ref > 1500  # about 6 phones per word
     assert per.rate < PER_BOUND, per.as_dict()
 

@@ -12,7 +12,7 @@ from asrkd.features.cmvn import load_cmvn
 from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore, write_store
-from asrkd.data.kaldi_io import export_feats, import_feats
+from asrkd.features.kaldi_io import export_feats, import_feats
 
 
 def _data_with_feats(path, n=4, dim=5, seed=0):

@@ -28,7 +28,8 @@ from collections import Counter
 from pathlib import Path
 
 from asrkd.data.datadir import read_table
-from asrkd.lang.g2p import DEFAULT_ORDER, held_out_split, phone_error_rate, train_g2p
+from asrkd.evaluation.scoring import token_error_rate
+from asrkd.lang.g2p import DEFAULT_ORDER, held_out_split, train_g2p
 from asrkd.lang.units import lexicon_path, read_lexicon
 
 # espeak-ng en-us phoneme mnemonics (``-x``, stress marks removed) -> CMU phones. Diphthongs with
@@ -89,7 +90,7 @@ def cmd_per(args: argparse.Namespace) -> dict:
             hyps = {w: g2p.pronounce(w) for w in words}
         else:
             hyps = espeak_pronounce(words)
-        e = phone_error_rate(held, hyps)
+        e = token_error_rate(held, hyps)
         wrong = sum(hyps[w] != held[w] for w in words)
         res[f"{kind}_per"] = round(e.rate, 2)
         res[f"{kind}_word_error_rate"] = round(100.0 * wrong / len(words), 1)

@@ -2,7 +2,7 @@
 
 CTM lines are ``<utt> 1 <start_s> <dur_s> <token>`` (4 decimals: frame boundaries fall on
 2.5 ms multiples, 10 i + 7.5 ms). Segment times follow the one convention of
-:mod:`asrkd.features.framing`: a segment of frames ``[a, b)`` runs from ``boundary_time(a)`` to
+:mod:`asrkd.framing`: a segment of frames ``[a, b)`` runs from ``boundary_time(a)`` to
 ``boundary_time(b)`` (midway between neighbouring frame centres).
 
 Units are recovered from a class sequence alone: a new unit starts where the unit changes or the
@@ -18,7 +18,7 @@ import numpy as np
 from asrkd.align.contexts import segment_starts
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text
-from asrkd.features.framing import FrameSpec, boundary_time
+from asrkd.framing import FrameSpec, boundary_time
 from asrkd.lang.inventory import Lang
 
 Segment = tuple[str, float, float]  # (token, start_s, end_s)

@@ -5,7 +5,7 @@ Sources:
 - ``kaldi-text``: ``ali-to-pdf`` text output, ``<utt> <pdf> <pdf> ...`` (one id per frame);
 - ``kaldi-ark``: the same as a Kaldi binary/text archive, read with kaldiio (int vectors);
 - ``timit-phn``: TIMIT ``.PHN`` files (``<start_sample> <end_sample> <phone>`` at 16 kHz). Each
-  frame takes the phone whose segment contains its centre (:func:`asrkd.features.framing.frame_time`);
+  frame takes the phone whose segment contains its centre (:func:`asrkd.framing.frame_time`);
   the frames of a phone segment are split evenly over its unit's HMM states. Phones map onto
   the lang's units through ``phone_map`` (TIMIT's ``h#``, ``pau``, ``epi`` default to silence).
 
@@ -27,7 +27,7 @@ import numpy as np
 from asrkd.align.labels import labels_dir, write_labels
 from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
-from asrkd.features.framing import FrameSpec, frame_time
+from asrkd.framing import FrameSpec, frame_time
 from asrkd.fileio import is_done, sha256_file
 from asrkd.framestore import FrameStore
 from asrkd.lang.inventory import Lang, load_lang

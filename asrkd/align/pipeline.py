@@ -9,7 +9,7 @@ Aligning another set (dev/test) with ``--model`` reads that model and refuses a 
 another lang or another feature configuration.
 
 Next to the store: ``failed``, ``word.ctm`` and ``unit.ctm`` (segments of the alignment, times
-per :mod:`asrkd.features.framing`) and ``report.json``.
+per :mod:`asrkd.framing`) and ``report.json``.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from asrkd.data.kaldi_io import export_feats
+from asrkd.features.kaldi_io import export_feats
 
 NAME = "export-feats"
 HELP = "export DATA_DIR/feats as Kaldi OUT_PREFIX.ark + OUT_PREFIX.scp (ark:offset)"

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from asrkd.commands._common import add_force_arg
-from asrkd.data.kaldi_io import import_feats
+from asrkd.features.kaldi_io import import_feats
 
 NAME = "import-feats"
 HELP = "import Kaldi features (.scp or .ark) into DATA_DIR/feats, utt2num_frames and cmvn.json"

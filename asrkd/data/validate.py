@@ -25,7 +25,7 @@ import numpy as np
 
 from asrkd.data.audio import read_audio_file
 from asrkd.errors import AsrkdError
-from asrkd.features.framing import FrameSpec
+from asrkd.framing import FrameSpec
 from asrkd.logs import progress
 from asrkd.text import normalize_text
 

@@ -90,6 +90,15 @@ def count_errors(pairs: Sequence[tuple[str, str]]) -> ErrorCounts:
     return c
 
 
+def token_error_rate(refs: dict[str, Sequence[str]], hyps: dict[str, Sequence[str]]) -> ErrorCounts:
+    """Token errors of ``hyps`` against ``refs`` (every key of ``refs``; a missing hypothesis is all
+    deletions); ``.rate`` is the error rate in percent (e.g. a G2P's phone error rate over words)."""
+    total = ErrorCounts()
+    for w, ref in refs.items():
+        total.add(count_errors(align(ref, hyps.get(w, []))))
+    return total
+
+
 def char_tokens(text: str) -> list[str]:
     """Characters of ``text`` without spaces (the CER token sequence)."""
     return [ch for ch in text if not ch.isspace()]

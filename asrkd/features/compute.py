@@ -39,7 +39,7 @@ from asrkd.errors import AsrkdError
 from asrkd.features.fbank import FeatureConfig, compute_fbank
 from asrkd.fileio import atomic_write_json, is_done, read_json, remove_tree, sha256_strings
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
-from asrkd.features.framing import num_frames
+from asrkd.framing import num_frames
 from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.features.compute")

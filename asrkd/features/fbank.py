@@ -2,7 +2,7 @@
 ``torchaudio.compliance.kaldi.fbank``) for the same options, at dither 0.
 
 Per frame (Kaldi's ``FeatureWindowFunction`` / ``MelBanks``), for frame ``i`` of ``L`` samples
-starting at ``i*S`` (framing from :mod:`asrkd.features.framing`, the one frame-count function):
+starting at ``i*S`` (framing from :mod:`asrkd.framing`, the one frame-count function):
 
     x <- x * waveform_scale               (Kaldi reads 16-bit integers: scale 32768)
     x <- x - mean(x)                      (remove_dc_offset)
@@ -36,7 +36,7 @@ import scipy.fft
 
 from asrkd.config import to_dict
 from asrkd.errors import AsrkdError
-from asrkd.features.framing import FrameSpec, num_frames
+from asrkd.framing import FrameSpec, num_frames
 
 # Kaldi's floor for the power spectrum and mel energies: std::numeric_limits<float>::epsilon().
 EPSILON = float(np.finfo(np.float32).eps)

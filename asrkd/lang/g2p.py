@@ -30,7 +30,6 @@ import numba
 import numpy as np
 
 from asrkd.errors import AsrkdError
-from asrkd.evaluation.scoring import ErrorCounts, align, count_errors
 from asrkd.lang.g2p_align import em_align, num_phone_chunks
 from asrkd.lang.g2p_ngram import node_orders, score_token, train_kn
 
@@ -248,12 +247,3 @@ def held_out_split(lexicon: dict[str, list[str]], n: int, seed: int = 0
     pick = set(np.array(words)[np.random.default_rng(seed).choice(len(words), n, replace=False)].tolist())
     train = {w: p for w, p in lexicon.items() if w not in pick}
     return train, {w: lexicon[w] for w in sorted(pick)}
-
-
-def phone_error_rate(refs: dict[str, list[str]], hyps: dict[str, list[str]]) -> ErrorCounts:
-    """Phone errors of ``hyps`` against ``refs`` (every word of ``refs``; a missing hypothesis is
-    all deletions), by the project's edit distance; ``.rate`` is the PER in percent."""
-    total = ErrorCounts()
-    for w, ref in refs.items():
-        total.add(count_errors(align(ref, hyps.get(w, []))))
-    return total

@@ -25,7 +25,7 @@ from asrkd.fileio import atomic_write_text, is_done, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store
 from asrkd.logs import progress
 
-log = logging.getLogger("asrkd.data.kaldi_io")
+log = logging.getLogger("asrkd.features.kaldi_io")
 
 def export_feats(data_dir: Path, out_prefix: Path) -> tuple[Path, Path]:
     """Write ``data_dir/feats`` as ``out_prefix.ark`` + ``out_prefix.scp``; returns their paths."""
