@@ -13,7 +13,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 DONE_MARKER = ".done"
 
@@ -77,14 +77,20 @@ def remove_tree(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
+def sha256_file(path: Path, chunk: int = 1 << 22, on_block: Callable[[int, bytes], None] | None = None) -> str:
+    """sha256 of the file at ``path``, read ``chunk`` bytes at a time; ``on_block(offset, block)``
+    sees every block of that one read (e.g. a value check that costs no second pass)."""
     h = hashlib.sha256()
+    offset = 0
     with open(path, "rb") as f:
         while True:
             block = f.read(chunk)
             if not block:
                 break
             h.update(block)
+            if on_block is not None:
+                on_block(offset, block)
+            offset += len(block)
     return h.hexdigest()
 
 

@@ -28,7 +28,6 @@ stores) skips it for stores too large to hash at every start.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -360,21 +359,15 @@ class FrameStore:
 
 def _scan_part(path: Path, dtype: np.dtype, row_bytes: int, check_finite: bool) -> tuple[str, np.ndarray]:
     """One read of a part file: its sha256 and (float stores) the row numbers holding a non-finite value."""
-    h = hashlib.sha256()
     bad: list[np.ndarray] = []
+
+    def finite(offset: int, buf: bytes) -> None:
+        vals = np.frombuffer(buf, dtype=dtype)
+        if not np.isfinite(vals).all():
+            items_per_row = row_bytes // dtype.itemsize
+            bad.append(offset // row_bytes + np.unique(np.flatnonzero(~np.isfinite(vals)) // items_per_row))
+
     # Blocks are whole rows so that a non-finite value maps to its row.
     block = max(row_bytes, (_READ_BLOCK // max(row_bytes, 1)) * row_bytes) if row_bytes else _READ_BLOCK
-    offset = 0
-    with open(path, "rb") as f:
-        while True:
-            buf = f.read(block)
-            if not buf:
-                break
-            h.update(buf)
-            if check_finite and row_bytes:
-                vals = np.frombuffer(buf, dtype=dtype)
-                if not np.isfinite(vals).all():
-                    items_per_row = row_bytes // dtype.itemsize
-                    bad.append(offset // row_bytes + np.unique(np.flatnonzero(~np.isfinite(vals)) // items_per_row))
-            offset += len(buf)
-    return h.hexdigest(), (np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64))
+    digest = sha256_file(path, block, finite if check_finite and row_bytes else None)
+    return digest, (np.concatenate(bad) if bad else np.zeros(0, dtype=np.int64))

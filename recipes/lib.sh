@@ -11,6 +11,12 @@
 
 set -euo pipefail
 
+# Options of every recipe (run.sh sets $recipe, its own options and path_options first).
+stage=0
+stop_stage=100
+work=$recipe              # data/, exp/ (and the synth corpus/) are written here
+conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
+extra=false               # run the temperature sweep (7) and the small-data experiment (8)
 recipe_set=()  # --set name=value for the recipe.yaml settings given on the command line
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -101,3 +107,12 @@ run_plan() {
     pwait
   done
 }
+
+# Enter the experiment: paths given relative to the caller made absolute (the steps run inside
+# $work), the recipe settings of $conf/recipe.yaml loaded as shell variables (nj, num_teachers, ...).
+conf=$(cd "$conf" && pwd)
+for _p in "${path_options[@]}"; do
+  [ -z "${!_p}" ] || printf -v "$_p" '%s' "$(realpath -m "${!_p}")"
+done
+load_settings "$conf/recipe.yaml"
+mkdir -p "$work" && cd "$work"

@@ -11,18 +11,10 @@ train_sets=train-clean-100  # subsets (comma lists merge)
 dev_sets=dev-clean
 test_sets=test-clean
 lm_text=                  # optional LM text (one sentence per line) added to the training transcripts
-stage=0
-stop_stage=100
-work=$recipe              # data/ and exp/ are written here
-conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
-extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
+path_options=(corpus lm_text)  # made absolute by lib.sh
+# Every option of lib.sh (--stage --stop-stage --work --conf --extra) and every setting of
+# $conf/recipe.yaml (--num-teachers 2 wins over the file) is an option too.
 . "$recipe/../lib.sh"
-conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
-corpus=$(realpath -m "$corpus")
-lm_text=${lm_text:+$(realpath -m "$lm_text")}
-load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
-mkdir -p "$work" && cd "$work"
 
 if stage 0 "data: $corpus ($train_sets / $dev_sets / $test_sets) -> data/{train,dev,test}"; then
   "$PYTHON" "$ASRKD_ROOT/data_prep/librispeech.py" --train "$train_sets" --dev "$dev_sets" --test "$test_sets" "$corpus" data

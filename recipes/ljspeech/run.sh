@@ -8,18 +8,10 @@
 recipe="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 corpus=$recipe/../../../shared/data/ljspeech/LJSpeech-1.1  # the corpus, as distributed
 lm_metadata=$recipe/../../../shared/data/ljspeech/lm/metadata_other.csv  # LM text: LJ Speech lines not in the corpus ('' for none)
-stage=0
-stop_stage=100
-work=$recipe              # data/ and exp/ are written here
-conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
-extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
+path_options=(corpus lm_metadata)  # made absolute by lib.sh
+# Every option of lib.sh (--stage --stop-stage --work --conf --extra) and every setting of
+# $conf/recipe.yaml (--num-teachers 2 wins over the file) is an option too.
 . "$recipe/../lib.sh"
-conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
-corpus=$(realpath -m "$corpus")
-lm_metadata=${lm_metadata:+$(realpath -m "$lm_metadata")}
-load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
-mkdir -p "$work" && cd "$work"
 
 if stage 0 "data: $corpus -> data/{train,dev,test}, LM text data/lm_text.txt"; then
   "$PYTHON" "$ASRKD_ROOT/data_prep/ljspeech.py" "$corpus" data ${lm_metadata:+--lm-metadata "$lm_metadata"}

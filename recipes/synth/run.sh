@@ -7,16 +7,10 @@
 # Stages: 0 data + word LM, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
 # 6 student, 7 temperature sweep*, 8 small-data experiment*, 9 evaluation, 10 report (*: --extra true).
 recipe="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-stage=0
-stop_stage=100
-work=$recipe              # data/, exp/ and corpus/ are written here
-conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
-extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
+path_options=()  # made absolute by lib.sh
+# Every option of lib.sh (--stage --stop-stage --work --conf --extra) and every setting of
+# $conf/recipe.yaml (--num-teachers 2 wins over the file) is an option too.
 . "$recipe/../lib.sh"
-conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
-load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
-mkdir -p "$work" && cd "$work"
 
 if stage 0 "data: synthesise the corpus (preset $synth_preset) into corpus/, data dirs into data/"; then
   "$PYTHON" -m data_prep.synth make --preset "$synth_preset" --seed "$synth_seed" --out corpus --nj "$nj"

@@ -8,18 +8,10 @@
 recipe="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 corpus=$recipe/../../../shared/data/TIMIT  # the corpus, as distributed (LDC)
 lm_text=                  # optional LM text (one sentence per line) added to the training transcripts
-stage=0
-stop_stage=100
-work=$recipe              # data/ and exp/ are written here
-conf=$recipe/conf         # step configs (*.yaml) and the recipe settings (recipe.yaml)
-extra=false               # run the temperature sweep (7) and the small-data experiment (8)
-# Every setting of $conf/recipe.yaml is an option too (--num-teachers 2 wins over the file).
+path_options=(corpus lm_text)  # made absolute by lib.sh
+# Every option of lib.sh (--stage --stop-stage --work --conf --extra) and every setting of
+# $conf/recipe.yaml (--num-teachers 2 wins over the file) is an option too.
 . "$recipe/../lib.sh"
-conf=$(cd "$conf" && pwd)  # absolute: the steps run inside $work
-corpus=$(realpath -m "$corpus")
-lm_text=${lm_text:+$(realpath -m "$lm_text")}
-load_settings "$conf/recipe.yaml"  # nj, num_teachers, ...: shell variables
-mkdir -p "$work" && cd "$work"
 
 if stage 0 "data: $corpus -> data/{train,dev,test} (SA sentences dropped)"; then
   "$PYTHON" "$ASRKD_ROOT/data_prep/timit.py" "$corpus" data
