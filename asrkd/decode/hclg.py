@@ -92,9 +92,9 @@ def tree_fingerprint(lang, tree) -> str:  # noqa: ANN001
     return str(fp)
 
 
-def graph_fingerprint(lang, tree, arpa: Path) -> str:  # noqa: ANN001
+def graph_fingerprint(lang, tree, arpa: Path, min_state_frames: int = 1) -> str:  # noqa: ANN001
     return sha256_strings([f"hclg-v{GRAPH_VERSION}", lang.fingerprint, tree_fingerprint(lang, tree),
-                           sha256_file(Path(arpa))])
+                           sha256_file(Path(arpa)), f"min_state_frames={min_state_frames}"])
 
 
 def lm_vocabulary(words: list[str]) -> list[str]:
@@ -122,9 +122,11 @@ def _compose(a, b):  # noqa: ANN001, ANN202
     return kaldifst.compose(a, b)
 
 
-def build_hclg(lang, arpa: Path, out_dir: Path, tree=None, force: bool = False) -> Graph:  # noqa: ANN001
+def build_hclg(lang, arpa: Path, out_dir: Path, tree=None, force: bool = False,  # noqa: ANN001
+               min_state_frames: int = 1) -> Graph:
     """Build (or reuse) the graph directory ``out_dir`` for ``lang`` (+ ``tree``, default the
-    context-independent :class:`MonophoneTree`) and the ARPA LM ``arpa``; see module docstring."""
+    context-independent :class:`MonophoneTree`) and the ARPA LM ``arpa``; see module docstring.
+    ``min_state_frames``: minimum frames per HMM state (:func:`asrkd.decode.hmm_fst.hmm_fst`)."""
     import kaldifst
 
     from asrkd.decode.hmm_fst import hmm_fst
@@ -133,7 +135,7 @@ def build_hclg(lang, arpa: Path, out_dir: Path, tree=None, force: bool = False) 
 
     tree = MonophoneTree(lang) if tree is None else tree
     out_dir = Path(out_dir)
-    fp = graph_fingerprint(lang, tree, arpa)
+    fp = graph_fingerprint(lang, tree, arpa, min_state_frames)
     if is_done(out_dir) and not force:
         info = read_json(out_dir / "graph.json")
         if info.get("fingerprint") != fp:
@@ -178,7 +180,7 @@ def build_hclg(lang, arpa: Path, out_dir: Path, tree=None, force: bool = False) 
     times["CLG"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    H, tids = hmm_fst(tree, ilabel_info, central, lang.self_loop_prob, disambig)
+    H, tids = hmm_fst(tree, ilabel_info, central, lang.self_loop_prob, disambig, min_state_frames)
     kaldifst.arcsort(CLG, sort_type="ilabel")
     HCLG = _compose(H, CLG)
     kaldifst.determinize_star(HCLG, use_log=True)
@@ -196,7 +198,7 @@ def build_hclg(lang, arpa: Path, out_dir: Path, tree=None, force: bool = False) 
         "tree": tree_fingerprint(lang, tree), "arpa": str(arpa), "arpa_sha256": sha256_file(Path(arpa)),
         "num_pdfs": int(tree.num_pdfs), "num_tids": len(tids), "context_width": width, "central_position": central,
         "self_loops": "in H before determinisation", "self_loop_prob": lang.self_loop_prob,
-        "sil_prob": lang.sil_prob, "lm_words": len(lm_vocabulary(words)), "words_in_lexicon": len(lex.prons),
+        "sil_prob": lang.sil_prob, "min_state_frames": min_state_frames, "lm_words": len(lm_vocabulary(words)), "words_in_lexicon": len(lex.prons),
         "words_without_pronunciation": len(lex.skipped), "skipped_words_sample": lex.skipped[:50],
         "num_disambig": lex.num_disambig + 1, "context_labels": len(ilabel_info),
         "sizes": {"G": _size(G), "L": _size(L), "LG": _size(LG), "CLG": _size(CLG), "H": _size(H),

@@ -28,8 +28,8 @@ disagree): with one self-loop probability for every state the loops keep the twi
 determinisation needs, and the build stays four library calls. Measured cost: graph.json's
 ``build_seconds`` and sizes.
 
-Disambiguation windows become self-loops on state 0 with input label ``num_tids + 1 + index``
-(replaced by epsilon after determinisation).
+Disambiguation windows (and C's ``#-1``, window ``[0]``) become self-loops on state 0 with input
+label ``num_tids + 1 + index`` (replaced by epsilon after determinisation).
 """
 
 from __future__ import annotations
@@ -78,9 +78,17 @@ class Tids:
 
 
 def hmm_fst(tree, ilabel_info: Sequence[Sequence[int]], central: int, self_loop_prob: float,  # noqa: ANN001
-            disambig_labels: Sequence[int]):  # noqa: ANN201
+            disambig_labels: Sequence[int], min_state_frames: int = 1):  # noqa: ANN201
     """Build H (module docstring); returns ``(fst, tids)``. ``disambig_labels``: the
-    disambiguation labels of L's input side, in order (``#d`` -> ``num_tids + 1 + index``)."""
+    disambiguation labels of L's input side, in order (``#d`` -> ``num_tids + 1 + index``).
+
+    ``min_state_frames`` m > 1: every HMM state lasts at least m frames (as the unit-LM decoder's
+    ``min_state_frames``): its first m - 1 frames are a chain of free forced moves (the entry tid,
+    then the self-loop tid), the m-th carries the loop and the exit costs, so a unit of S states
+    needs S x m frames and a short burst cannot pass for a whole word.
+    """
+    if min_state_frames < 1:
+        raise AsrkdError(f"min_state_frames must be >= 1, got {min_state_frames}")
     import kaldifst
 
     if not 0.0 < self_loop_prob < 1.0:
@@ -91,11 +99,13 @@ def hmm_fst(tree, ilabel_info: Sequence[Sequence[int]], central: int, self_loop_
     for i, info in enumerate(ilabel_info):
         if i == 0 or len(info) == 0:
             continue  # epsilon
-        if len(info) == 1 and info[0] < 0:
+        if len(info) == 1 and info[0] <= 0:
+            # [-d]: disambiguation symbol d; [0]: C's own "#-1" (its epsilon arcs at the start),
+            # which H passes through like one (an index after L's symbols).
             d = -int(info[0])
-            if d not in dis_index:
+            if d and d not in dis_index:
                 raise AsrkdError(f"context label {i} is disambiguation symbol {d}, unknown to H")
-            dis_arcs.append((dis_index[d], i))
+            dis_arcs.append((dis_index[d] if d else len(dis_index), i))
         else:
             phone_ids.append(i)
             windows.append(list(info))
@@ -129,6 +139,10 @@ def hmm_fst(tree, ilabel_info: Sequence[Sequence[int]], central: int, self_loop_
             st = fst.add_state()
             # Entering state s: from the start (outputs the window) or from state s-1.
             fst.add_arc(prev, kaldifst.StdArc(row[s] + 1, i if s == 0 else 0, 0.0 if s == 0 else fwd_cost, st))
+            for _ in range(min_state_frames - 1):  # forced frames of a minimum duration
+                nxt = fst.add_state()
+                fst.add_arc(st, kaldifst.StdArc(row[s] + 2, 0, 0.0, nxt))
+                st = nxt
             fst.add_arc(st, kaldifst.StdArc(row[s] + 2, 0, loop_cost, st))
             prev = st
         fst.add_arc(prev, kaldifst.StdArc(0, 0, fwd_cost, start))

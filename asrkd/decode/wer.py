@@ -138,8 +138,13 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
 
 def add_wer_arguments(p: Any) -> None:
     """``asrkd evaluate`` options for WER (decoding runs when ``--lang`` is given)."""
-    g = p.add_argument_group("WER (hybrid decoding; runs when --lang is given)")
-    g.add_argument("--lang", type=Path, default=None, help="lang dir (data/lang): decode and score WER")
+    g = p.add_argument_group("WER (hybrid decoding; runs when --graph or --lang is given)")
+    g.add_argument("--graph", type=Path, default=None,
+                   help="word decoding graph dir (asrkd mkgraph): decode words through HCLG and score WER")
+    g.add_argument("--nj", type=int, default=1, help="graph decoding: utterances decoded in parallel (processes)")
+    g.add_argument("--lang", type=Path, default=None,
+                   help="without --graph: lang dir (data/lang) for the unit-LM decoder (no word LM: an "
+                        "n-gram over the lang's units from --train-data, open vocabulary for pieces)")
     g.add_argument("--train-data", type=Path, default=None,
                    help="training data dir: its text trains the unit LM and gives the word list")
     g.add_argument("--prior-labels", type=Path, default=None,
@@ -156,6 +161,8 @@ def run_wer(args: Any, posterior_fn: PosteriorFn) -> dict[str, Any] | None:
     from asrkd.config import load_config
     from asrkd.fileio import is_done, mark_done
 
+    if args.graph is not None:
+        return _run_graph_wer(args, posterior_fn)
     if args.lang is None:
         return None
     if args.train_data is None:
@@ -168,4 +175,25 @@ def run_wer(args: Any, posterior_fn: PosteriorFn) -> dict[str, Any] | None:
                            lm_cache=Path(args.out) / "lm" / "unit_lm.npz")
     result = evaluate_wer(posterior_fn, args.feats, args.out, decoder, args.dev)
     mark_done(args.out, {"wer": result["wer"]["rate"]}, name=".wer.done")
+    return result
+
+
+def _run_graph_wer(args: Any, posterior_fn: PosteriorFn) -> dict[str, Any] | None:
+    """``asrkd evaluate --graph``: WER through the word graph (:mod:`asrkd.decode.graph_wer`)."""
+    from asrkd.config import load_config
+    from asrkd.decode.graph_wer import evaluate_graph_wer, make_graph_decoder
+    from asrkd.fileio import is_done, mark_done, read_json
+
+    cfg = load_config(DecodeConfig, args.decode_config, args.decode_overrides)
+    decoder = make_graph_decoder(args.graph, args.prior_labels, cfg.wfst)
+    tag = f"graph:{decoder.graph.fingerprint}"
+    if is_done(args.out, ".wer.done") and not args.force:
+        done = read_json(Path(args.out) / ".wer.done")
+        if done.get("decoder") != tag:
+            raise AsrkdError(f"{args.out} holds a WER from another decoder ({done.get('decoder', 'unit LM')}); "
+                             "use another --out or --force")
+        log.info("%s: WER already computed (use --force to redo)", args.out)
+        return None
+    result = evaluate_graph_wer(posterior_fn, args.feats, args.out, decoder, cfg, args.dev, args.nj)
+    mark_done(args.out, {"wer": result["wer"]["rate"], "decoder": tag}, name=".wer.done")
     return result

@@ -52,8 +52,9 @@ class WfstConfig:
     lattice_beam: float = 6.0  # lattice pruning beam for n-best
     nbest: int = 10  # distinct word sequences per utterance in the n-best list (0: none)
     engine: Literal["kaldi", "numba"] = "kaldi"  # 1-best search: kaldi-decoder or asrkd's numba search
-    sweep_lm_weights: list[float] = field(default_factory=lambda: [0.5, 0.75, 1.0, 1.25, 1.5, 2.0])  # dev sweep
-    sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])  # dev sweep (nats)
+    # Dev grid: the unit-LM decoder's (DecodeConfig), LM weight 1 being Kaldi's LMWT = 1 / acwt.
+    sweep_lm_weights: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5])  # dev sweep
+    sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])  # dev sweep (nats)
 
 
 @dataclass
