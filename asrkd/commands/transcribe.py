@@ -10,7 +10,7 @@ from pathlib import Path
 from asrkd.commands._common import add_config_args
 
 NAME = "transcribe"
-HELP = "turn audio files into text with trained model(s), the lang and a unit LM"
+HELP = "turn audio files into text with trained model(s): through a word graph (--graph), or the lang and a unit LM"
 
 log = logging.getLogger("asrkd.commands.transcribe")
 
@@ -20,9 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
     p.add_argument("--combine", choices=["mean", "geometric"], default="mean", help="ensemble combination")
-    p.add_argument("--lang", required=True, type=Path, help="lang dir the model was trained with (data/lang)")
+    p.add_argument("--graph", type=Path, default=None,
+                   help="word decoding graph (asrkd mkgraph) on the model's tied states: decode words through it; "
+                        "LM weight / insertion penalty from the config (e.g. eval_dev/decode_config.yaml)")
+    p.add_argument("--lang", type=Path, default=None,
+                   help="without --graph: lang dir the model was trained with (data/lang), for the unit-LM decoder")
     p.add_argument("--train-data", required=True, type=Path,
-                   help="training data dir: feature config (feats/), LM text and word list (text)")
+                   help="training data dir: feature config (feats/); without --graph also the unit LM text and word list")
     p.add_argument("--prior-labels", type=Path, default=None, help="training label store for the priors")
     p.add_argument("--precision", choices=["auto", "bf16", "fp32"], default="auto", help="inference precision")
     add_config_args(p)  # DecodeConfig values (--config decode.yaml, --set beam=16)
@@ -35,10 +39,21 @@ def run(args: argparse.Namespace) -> int:
     from asrkd.decode.wer import make_decoder
     from asrkd.train.checkpoint import load_model
 
+    from asrkd.errors import AsrkdError
+
     cfg = config_from_args(DecodeConfig, args)
     models = [load_model(p) for p in args.model]
     feat_cfg = load_feature_config(args.train_data, models)
-    decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg)
+    if args.graph is not None:
+        from asrkd.decode.graph_wer import make_graph_decoder
+        from asrkd.decode.transcribe import GraphTranscriber
+
+        decoder = GraphTranscriber(make_graph_decoder(args.graph, args.prior_labels, cfg.wfst),
+                                   cfg.lm_weight, cfg.insertion_penalty)
+    elif args.lang is not None:
+        decoder = make_decoder(args.lang, args.train_data, args.prior_labels, cfg)
+    else:
+        raise AsrkdError("give --graph (word graph) or --lang (unit-LM decoder)")
     for path, text in transcribe_files(args.audio, models, decoder, feat_cfg, args.combine, args.precision):
         sys.stdout.write(f"{path} {text}\n")
     return 0

@@ -54,6 +54,18 @@ def _read_string(buf: bytes, off: int) -> tuple[str, int]:
     return buf[off + 4: off + 4 + n].decode("ascii"), off + 4 + n
 
 
+def read_const_header(path: Path | str) -> tuple[int, int, int]:
+    """``(start, number of states, number of arcs)`` from an OpenFst const file's header."""
+    with open(path, "rb") as f:
+        head = f.read(256)
+    if len(head) < 8 or struct.unpack_from("<i", head, 0)[0] != FST_MAGIC:
+        raise AsrkdError(f"{path}: not an OpenFst file")
+    _, off = _read_string(head, 4)
+    _, off = _read_string(head, off)
+    _version, _flags, _props, start, ns, na = struct.unpack_from("<iiQqqq", head, off)
+    return int(start), int(ns), int(na)
+
+
 def read_const_fst(path: Path | str) -> FstArrays:
     """Read an OpenFst ``const`` file of ``standard`` (tropical) arcs into :class:`FstArrays`."""
     buf = Path(path).read_bytes()

@@ -1,5 +1,7 @@
 """Audio files -> text: the same front end as training (``asrkd.features.fbank``), the model's own
-CMVN (inside :func:`asrkd.evaluation.evaluate.posteriors`), then :class:`asrkd.decode.Decoder`."""
+CMVN (inside :func:`asrkd.evaluation.evaluate.posteriors`), then a decoder: the word graph
+(:class:`GraphTranscriber` over :class:`asrkd.decode.wfst_decoder.WfstDecoder`) or the unit-LM
+:class:`asrkd.decode.Decoder`."""
 
 from __future__ import annotations
 
@@ -8,10 +10,24 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 from asrkd.decode.decoder import Decoder, log_posteriors
+from asrkd.decode.wfst_decoder import WfstDecoder, WfstHypothesis
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
 log = logging.getLogger("asrkd.decode.transcribe")
+
+
+class GraphTranscriber:
+    """A :class:`WfstDecoder` at a fixed LM weight and insertion penalty, with ``decode(log_post)``
+    as :class:`asrkd.decode.Decoder` has."""
+
+    def __init__(self, decoder: "WfstDecoder", lm_weight: float, insertion_penalty: float):
+        self.decoder = decoder
+        self.lm_weight = lm_weight
+        self.insertion_penalty = insertion_penalty
+
+    def decode(self, log_post) -> "WfstHypothesis":  # noqa: ANN001
+        return self.decoder.decode(self.decoder.loglik(log_post), self.lm_weight, self.insertion_penalty)
 
 
 def load_feature_config(train_dir: Path, models: Sequence) -> "object":  # noqa: ANN001
@@ -32,7 +48,7 @@ def load_feature_config(train_dir: Path, models: Sequence) -> "object":  # noqa:
     return cfg
 
 
-def transcribe_files(paths: Sequence[str], models: Sequence, decoder: Decoder, feat_cfg,  # noqa: ANN001
+def transcribe_files(paths: Sequence[str], models: Sequence, decoder: "Decoder | GraphTranscriber", feat_cfg,  # noqa: ANN001
                      combine: str = "mean", precision: str = "auto") -> Iterator[tuple[str, str]]:
     """Yield ``(path, text)`` per audio file."""
     from asrkd.data.audio import load_audio
@@ -44,6 +60,6 @@ def transcribe_files(paths: Sequence[str], models: Sequence, decoder: Decoder, f
         feats = compute_fbank(samples, feat_cfg)
         post = posteriors(models, feats, combine, precision)
         hyp = decoder.decode(log_posteriors(post))
-        log.debug("%s: %d frames -> %d units", p, feats.shape[0], len(hyp.units))
+        log.debug("%s: %d frames -> %d words", p, feats.shape[0], len(hyp.words))
         yield str(p), hyp.text
 
