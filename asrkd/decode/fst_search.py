@@ -11,6 +11,9 @@ The search cost is the same as :class:`asrkd.decode.wfst_decoder.WfstDecoder`'s,
 by the LM weight: ``acoustic + lm_weight * graph + penalty * words`` (so the beam passed in is the
 kaldi engine's beam times the LM weight). The penalty and LM weight need no copy of the graph.
 
+The graph's arcs must be sorted by input label (``build_hclg`` writes HCLG so): a state's
+input-epsilon arcs come first.
+
 Backtrace: a record ``(previous record, tid or -1, word or 0)`` is written whenever a token is
 created or improved (records of tokens later beaten are garbage, bounded by the relaxations).
 """
@@ -81,7 +84,7 @@ def fst_beam_search(loglik, tid_pdf, start, final, arc_start, ilabel, olabel, we
                 continue
             for a in range(arc_start[s], arc_start[s + 1]):
                 if ilabel[a] != 0:
-                    continue
+                    break  # arcs are sorted by input label: the epsilons come first
                 nc = c + lm_weight * weight[a]
                 if olabel[a] > 0:
                     nc += penalty
@@ -151,10 +154,12 @@ def fst_beam_search(loglik, tid_pdf, start, final, arc_start, ilabel, olabel, we
             k = bi if kk == 0 else (0 if kk == bi else kk)
             s = cur[k]
             c = cur_cost[k]
-            for a in range(arc_start[s], arc_start[s + 1]):
+            a0 = arc_start[s]
+            a1 = arc_start[s + 1]
+            while a0 < a1 and ilabel[a0] == 0:
+                a0 += 1
+            for a in range(a0, a1):
                 il = ilabel[a]
-                if il == 0:
-                    continue
                 nc = c + lm_weight * weight[a] - row[tid_pdf[il - 1]]
                 if olabel[a] > 0:
                     nc += penalty
