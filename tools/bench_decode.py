@@ -44,20 +44,26 @@ def utterance_posteriors(lang, hmms, text: str, rng: np.random.Generator) -> np.
     return peaky_log_posteriors(path, lang.num_classes, rng, confusion=CONFUSION, run_frames=RUN_FRAMES)
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    meta = Path(args.data) / "ljspeech" / "LJSpeech-1.1" / "metadata.csv"
+def lj_split(data: Path) -> tuple[list[str], list[str]]:
+    """Normalised LJ Speech subset transcripts: (first 90% "train", last 10% "test")."""
+    from asrkd.text import normalize_text
+
+    meta = Path(data) / "ljspeech" / "LJSpeech-1.1" / "metadata.csv"
     if not meta.is_file():
         raise BenchSkipped(f"no LJ Speech metadata at {meta}")
+    texts = [normalize_text(line.split("|")[2]) for line in meta.read_text(encoding="utf-8").splitlines()]
+    n_test = max(1, len(texts) // 10)
+    return texts[:-n_test], texts[-n_test:]
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    train, test = lj_split(args.data)
     from asrkd.decode.build import build_decoder
     from asrkd.decode.decoder import DecodeConfig
     from asrkd.lang.inventory import LangConfig, make_lang
     from asrkd.evaluation.scoring import score_texts
-    from asrkd.text import normalize_text
 
     logging.getLogger("asrkd").setLevel(logging.WARNING)
-    texts = [normalize_text(line.split("|")[2]) for line in meta.read_text(encoding="utf-8").splitlines()]
-    n_test = max(1, len(texts) // 10)
-    train, test = texts[:-n_test], texts[-n_test:]
     cfg = DecodeConfig()
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory(prefix="asrkd-bench-decode-") as tmp:

@@ -25,13 +25,11 @@ from pathlib import Path
 
 import numpy as np
 from bench_common import BenchSkipped, say
-from bench_decode import utterance_posteriors
+from bench_decode import lj_split, utterance_posteriors
 
 
 def run(args: argparse.Namespace) -> dict[str, float]:
-    meta = Path(args.data) / "ljspeech" / "LJSpeech-1.1" / "metadata.csv"
-    if not meta.is_file():
-        raise BenchSkipped(f"no LJ Speech metadata at {meta}")
+    train, test = lj_split(args.data)
     arpa = getattr(args, "lm_arpa", None) or os.environ.get("ASRKD_BENCH_ARPA")
     if not arpa or not Path(arpa).is_file():
         raise BenchSkipped("needs the LJ Speech word LM: --lm-arpa FILE (asrkd train-lm) or ASRKD_BENCH_ARPA")
@@ -40,12 +38,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     from asrkd.decode.wfst_decoder import WfstConfig, WfstDecoder
     from asrkd.evaluation.scoring import score_texts
     from asrkd.lang.inventory import LangConfig, make_lang
-    from asrkd.text import normalize_text
 
     logging.getLogger("asrkd").setLevel(logging.WARNING)
-    texts = [normalize_text(line.split("|")[2]) for line in meta.read_text(encoding="utf-8").splitlines()]
-    n_test = max(1, len(texts) // 10)
-    train, test = texts[:-n_test], texts[-n_test:]
     cfg = WfstConfig()
     rng = np.random.default_rng(0)
     out: dict[str, float] = {}

@@ -33,6 +33,31 @@ def _grow(a: np.ndarray, n: int) -> np.ndarray:
     return b
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _visit(d, frame, stamp, nxt, n_next):  # noqa: ANN001, ANN202
+    """Mark state ``d`` active in ``frame`` (appended to ``nxt`` the first time)."""
+    if stamp[d] != frame:
+        stamp[d] = frame
+        if n_next >= nxt.shape[0]:
+            nxt = _grow(nxt, n_next + 1)
+        nxt[n_next] = d
+        n_next += 1
+    return nxt, n_next
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _record(prev, tid, word, rec_prev, rec_tid, rec_word, n_rec):  # noqa: ANN001, ANN202
+    """Append a backtrace record; returns the (possibly grown) arrays and the new count."""
+    if n_rec >= rec_prev.shape[0]:
+        rec_prev = _grow(rec_prev, n_rec + 1)
+        rec_tid = _grow(rec_tid, n_rec + 1)
+        rec_word = _grow(rec_word, n_rec + 1)
+    rec_prev[n_rec] = prev
+    rec_tid[n_rec] = tid
+    rec_word[n_rec] = word
+    return rec_prev, rec_tid, rec_word, n_rec + 1
+
+
 @numba.njit(cache=True, nogil=True)
 def fst_beam_search(loglik, tid_pdf, start, final, arc_start, ilabel, olabel, weight, nextstate,  # noqa: ANN001, ANN201
                     lm_weight, penalty, beam, max_active):
@@ -93,23 +118,12 @@ def fst_beam_search(loglik, tid_pdf, start, final, arc_start, ilabel, olabel, we
                 d = nextstate[a]
                 if stamp[d] == frame and nc >= cost[d]:
                     continue
-                if stamp[d] != frame:
-                    stamp[d] = frame
-                    if n_next >= nxt.shape[0]:
-                        nxt = _grow(nxt, n_next + 1)
-                    nxt[n_next] = d
-                    n_next += 1
+                nxt, n_next = _visit(d, frame, stamp, nxt, n_next)
                 cost[d] = nc
                 if olabel[a] > 0:
-                    if n_rec >= rec_prev.shape[0]:
-                        rec_prev = _grow(rec_prev, n_rec + 1)
-                        rec_tid = _grow(rec_tid, n_rec + 1)
-                        rec_word = _grow(rec_word, n_rec + 1)
-                    rec_prev[n_rec] = trace[s]
-                    rec_tid[n_rec] = -1
-                    rec_word[n_rec] = olabel[a]
-                    trace[d] = n_rec
-                    n_rec += 1
+                    rec_prev, rec_tid, rec_word, n_rec = _record(trace[s], -1, olabel[a], rec_prev, rec_tid,
+                                                                 rec_word, n_rec)
+                    trace[d] = n_rec - 1
                 else:
                     trace[d] = trace[s]
                 if top >= stack.shape[0]:
@@ -168,22 +182,11 @@ def fst_beam_search(loglik, tid_pdf, start, final, arc_start, ilabel, olabel, we
                 d = nextstate[a]
                 if stamp[d] == frame and nc >= cost[d]:
                     continue
-                if stamp[d] != frame:
-                    stamp[d] = frame
-                    if n_next >= nxt.shape[0]:
-                        nxt = _grow(nxt, n_next + 1)
-                    nxt[n_next] = d
-                    n_next += 1
+                nxt, n_next = _visit(d, frame, stamp, nxt, n_next)
                 cost[d] = nc
-                if n_rec >= rec_prev.shape[0]:
-                    rec_prev = _grow(rec_prev, n_rec + 1)
-                    rec_tid = _grow(rec_tid, n_rec + 1)
-                    rec_word = _grow(rec_word, n_rec + 1)
-                rec_prev[n_rec] = cur_trace[k]
-                rec_tid[n_rec] = il - 1
-                rec_word[n_rec] = olabel[a] if olabel[a] > 0 else 0
-                trace[d] = n_rec
-                n_rec += 1
+                rec_prev, rec_tid, rec_word, n_rec = _record(cur_trace[k], il - 1, max(olabel[a], 0), rec_prev,
+                                                             rec_tid, rec_word, n_rec)
+                trace[d] = n_rec - 1
                 if nc + beam < next_cutoff:
                     next_cutoff = nc + beam
 
