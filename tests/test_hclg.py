@@ -230,3 +230,46 @@ def test_graph_dir_is_reused_refused_and_rebuilt(tmp_path: Path) -> None:
         build_hclg(lang, other, out)
     assert build_hclg(lang, other, out, force=True).fingerprint != g1.fingerprint
     assert load_graph(out).info["sizes"]["HCLG"]["arcs"] > 0
+
+
+def test_graph_wer_end_to_end_in_parallel(tmp_path: Path) -> None:
+    """evaluate --graph plumbing: posteriors stored as the sets' "features", priors from labels,
+    a dev sweep, 2 worker processes; hyp, word CTM and n-best (best first = hyp) are written."""
+    import json
+
+    from asrkd.align.ctm import read_ctm
+    from asrkd.data.datadir import write_table
+    from asrkd.decode.decoder import DecodeConfig
+    from asrkd.decode.graph_wer import evaluate_graph_wer, make_graph_decoder
+    from asrkd.framestore import write_store
+
+    lang = _lang(tmp_path, ["AB BA", "BA AB A"])
+    build_hclg(lang, _arpa(tmp_path), tmp_path / "graph")
+    graph = load_graph(tmp_path / "graph")
+    rng = np.random.default_rng(4)
+    sets = {"dev": {"d-1": "AB BA", "d-2": "A"}, "test": {"t-1": "BA A", "t-2": "AB BA BAB", "t-3": "AB"}}
+    for name, texts in sets.items():
+        write_table(tmp_path / name / "text", texts)
+        items = [(u, np.exp(peaky_log_posteriors(_planted([graph.prons[w] for w in t.split()], lang, rng),
+                                                 lang.num_classes, rng, confusion=0.0)))
+                 for u, t in texts.items()]
+        write_store(tmp_path / name / "feats", items, "float32", (lang.num_classes,))
+    labels = [("s-1", np.arange(lang.num_classes, dtype=np.int32).repeat(5))]
+    write_store(tmp_path / "labels", labels, "int32", (), attrs={"num_classes": lang.num_classes})
+    wcfg = WfstConfig(acoustic_scale=0.5, sweep_lm_weights=[0.5, 1.0], sweep_insertion_penalties=[0.0, 1.0])
+    decoder = make_graph_decoder(tmp_path / "graph", tmp_path / "labels", wcfg)
+    out = tmp_path / "eval"
+    result = evaluate_graph_wer(lambda f: f, tmp_path / "test", out, decoder, DecodeConfig(wfst=wcfg),
+                                dev_dir=tmp_path / "dev", nj=2)
+    assert result["wer"]["rate"] == 0.0 and result["decode_rtf"] > 0 and result["nj"] == 2
+    assert len(json.loads((out / "sweep.json").read_text())["table"]) == 4
+    assert (out / "hyp").read_text() == "t-1 BA A\nt-2 AB BA BAB\nt-3 AB\n"
+    ctm = read_ctm(out / "ctm")
+    assert [w for w, _, _ in ctm["t-2"]] == ["AB", "BA", "BAB"]
+    assert all(a < b for w, a, b in ctm["t-2"]) and ctm["t-2"][0][2] <= ctm["t-2"][1][1]
+    best = {}
+    for line in (out / "nbest.txt").read_text().splitlines():
+        utt, rank, _cost, *words = line.split()
+        if rank == "1":
+            best[utt] = " ".join(words)
+    assert best == {u: t for u, t in sets["test"].items()}
