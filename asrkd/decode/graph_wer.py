@@ -10,7 +10,9 @@ utterance on one core; the graph is shared copy-on-write).
 Outputs in ``out_dir``: ``wer.json`` (WER/CER, S/D/I, decode RTF over the search alone,
 chosen weights, graph fingerprint), ``wer.txt``, ``per_utt``, ``errors``, ``hyp``, ``ref``,
 ``ctm`` (word times of the 1-best, :mod:`asrkd.align.ctm` format), ``nbest.txt``
-(``<utt> <rank> <cost> <words>``, best first), ``sweep.json`` and ``decode_config.yaml``.
+(``<utt> <rank> <cost> <words>``, best first, from the lattice search: it has a beam but no
+max-active, so where max-active pruned the 1-best search its first entry can be better than the
+1-best; ``wer.json`` counts those), ``sweep.json`` and ``decode_config.yaml``.
 """
 
 from __future__ import annotations
@@ -123,6 +125,11 @@ def evaluate_graph_wer(posterior_fn: Callable[[np.ndarray], np.ndarray], eval_di
     if missing:
         log.warning("%d utterance(s) of %s have no features; scored as empty hypotheses", len(missing), eval_dir)
     not_final = sum(not h.reached_final for h in hyps.values())
+    # The lattice search has no max-active: it can find a better path than the 1-best search.
+    nbest_better = sum(1 for u, nb in nbests.items() if nb and nb[0][1] < hyps[u].cost - 1e-3 * max(1.0, abs(hyps[u].cost)))
+    if nbest_better:
+        log.warning("%d utterance(s): the n-best search found a better path than the 1-best search "
+                    "(max_active %d prunes it; raise it)", nbest_better, wcfg.max_active)
     if not_final:
         log.warning("%d utterance(s) ended outside a final state (beam too narrow?)", not_final)
     res = score_texts(refs, {u: h.text for u, h in hyps.items() if u in refs})
@@ -142,6 +149,7 @@ def evaluate_graph_wer(posterior_fn: Callable[[np.ndarray], np.ndarray], eval_di
         "audio_seconds": frames * FRAME_SHIFT_S, "lm_weight": lm_weight, "insertion_penalty": penalty,
         "acoustic_scale": wcfg.acoustic_scale, "beam": wcfg.beam, "max_active": wcfg.max_active,
         "lattice_beam": wcfg.lattice_beam, "nbest": wcfg.nbest, "not_final": int(not_final),
+        "nbest_better_than_1best": int(nbest_better),
         "sweep": sweep_info and {k: v for k, v in sweep_info.items() if k != "table"},
     }
     write_scoring(out_dir, res, extra)
