@@ -40,7 +40,8 @@ def _entry(module: str) -> Bench:
 BENCHES: dict[str, Bench] = {
     "export": _entry("bench_export"),  # export_max_abs_diff_*, export_frames_per_s_1thread_*: the exported student (TorchScript, ONNX)
     "feats": _entry("bench_feats"),  # feats_xrt_1core: decode + resample + fbank + write, x real time
-    "decode": _entry("bench_decode"),  # decode_rtf: beam-search time / audio time (1 core, default beam) + decode_wer
+    "decode": _entry("bench_graph"),  # decode_rtf (word graph, LJ test transcripts, 1 core, tuned beam) + decode_wer, graph_build_s, hclg_states/arcs
+    "unit_decode": _entry("bench_decode"),  # unit_lm_decode_rtf: the unit-LM decoder's search time / audio time + its WER
     "align": _entry("bench_align"),  # align_frames_per_s: banded Viterbi, 300-state graph, 650-frame utterances, one core
     "distill": _entry("bench_distill"),
     "scoring": _entry("bench_scoring"),  # score_seconds_2620: WER + CER of 2,620 utterances
@@ -56,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs", type=int, default=5, help="timed repetitions per benchmark (median reported)")
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data",
                    help="the shared corpora folder (default ../shared/data)")
+    p.add_argument("--lm-arpa", type=Path, default=None,
+                   help="decode: the LJ Speech word LM (ARPA) for the graph (e.g. asrkd train-lm's)")
     args = p.parse_args(argv)
     results: dict[str, object] = {}
     skipped: dict[str, str] = {}

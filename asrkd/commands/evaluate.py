@@ -31,8 +31,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                          "bf16 where supported, else fp16)")
     add_device_arg(p)
     add_force_arg(p)
-    g = p.add_argument_group("WER (hybrid decoding; runs when --lang is given)")
-    g.add_argument("--lang", type=Path, default=None, help="lang dir (data/lang): decode and score WER")
+    g = p.add_argument_group("WER (hybrid decoding; runs when --graph or --lang is given)")
+    g.add_argument("--graph", type=Path, default=None,
+                   help="word decoding graph dir (asrkd mkgraph): decode words through HCLG and score WER")
+    g.add_argument("--nj", type=int, default=1, help="graph decoding: utterances decoded in parallel (processes)")
+    g.add_argument("--lang", type=Path, default=None,
+                   help="without --graph: lang dir (data/lang) for the unit-LM decoder (an n-gram over the "
+                        "lang's units from --train-data's text)")
     g.add_argument("--train-data", type=Path, default=None,
                    help="training data dir: its text trains the unit LM and gives the word list")
     g.add_argument("--prior-labels", type=Path, default=None,
@@ -54,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     precision = resolve_precision(args.precision, device)
     # Loaded on first use only: a complete evaluation (both steps skipped) loads nothing.
     models = functools.cache(lambda: [load_model(p, device) for p in args.model])
-    if args.lang is not None:
+    if args.graph is not None or args.lang is not None:
         from asrkd.decode.wer import write_wer
 
         write_wer(lambda feats: ensemble_posteriors(models(), feats, args.combine, precision), args.feats, args.out,
@@ -69,7 +74,10 @@ def _wer_setup(args: argparse.Namespace) -> WerSetup:
     from asrkd.decode.wer import WerSetup
     from asrkd.errors import AsrkdError
 
-    if args.train_data is None:
-        raise AsrkdError("--lang needs --train-data (the LM and word list come from its text)")
+    if args.graph is None and args.train_data is None:
+        raise AsrkdError("--lang needs --train-data (the unit LM and word list come from its text)")
+    if args.nj < 1:
+        raise AsrkdError(f"--nj must be >= 1, got {args.nj}")
     return WerSetup(lang=args.lang, train_data=args.train_data, prior_labels=args.prior_labels, dev=args.dev,
-                    decode=load_config(DecodeConfig, args.decode_config, args.decode_overrides))
+                    decode=load_config(DecodeConfig, args.decode_config, args.decode_overrides),
+                    graph=args.graph, nj=args.nj)

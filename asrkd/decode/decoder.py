@@ -26,6 +26,7 @@ import numpy as np
 
 from asrkd.decode.graph import UnitGraph, UnitHmms, unit_loop_graph, word_list_graph
 from asrkd.decode.search import beam_search
+from asrkd.decode.wfst_decoder import WfstConfig
 from asrkd.errors import AsrkdError
 from asrkd.lang.unit_lm import UnitLM
 from asrkd.lang.units import SPM_WORD_MARK, units_to_words
@@ -56,6 +57,9 @@ class DecodeConfig:
     max_active: int = 400  # most tokens kept per frame
     sweep_lm_weights: list[float] = field(default_factory=lambda: [0.25, 0.5, 0.75, 1.0, 1.5])  # dev sweep
     sweep_insertion_penalties: list[float] = field(default_factory=lambda: [0.0, 0.5, 1.0, 2.0])  # dev sweep
+    # Decoding through a word graph (`--graph DIR`): scales, beams and its own dev grid. With a
+    # graph, lm_weight / insertion_penalty above weigh the graph cost / words instead of units.
+    wfst: WfstConfig = field(default_factory=WfstConfig)
 
 
 @dataclass

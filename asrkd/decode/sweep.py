@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -49,17 +49,25 @@ def decode_all(decoder: Decoder, logliks: dict[str, np.ndarray], lm_weight: floa
 def sweep(decoder: Decoder, logliks: dict[str, np.ndarray], refs: dict[str, str],
           lm_weights: Sequence[float], insertion_penalties: Sequence[float]) -> SweepResult:
     """Grid search over ``lm_weights`` x ``insertion_penalties`` minimising dev WER."""
-    if not lm_weights or not insertion_penalties:
-        raise AsrkdError("the sweep needs at least one LM weight and one insertion penalty")
     if not logliks:
         raise AsrkdError("no dev utterances to sweep on")
+    return sweep_grid(lambda w, p: decode_all(decoder, logliks, w, p), refs, lm_weights,
+                      insertion_penalties)
+
+
+def sweep_grid(decode_fn: Callable[[float, float], tuple[dict[str, Any], float]], refs: dict[str, str],
+               lm_weights: Sequence[float], insertion_penalties: Sequence[float]) -> SweepResult:
+    """The sweep for any decoder: ``decode_fn(lm_weight, penalty) -> ({utt: hypothesis with
+    .text}, seconds)`` decodes the dev set at one grid point (the word graph's decoder uses it too,
+    :mod:`asrkd.decode.graph_wer`)."""
+    if not lm_weights or not insertion_penalties:
+        raise AsrkdError("the sweep needs at least one LM weight and one insertion penalty")
     table = []
     runs = []
-    sub_refs = {u: refs[u] for u in logliks}
-    for i, w in enumerate(lm_weights):
-        for j, p in enumerate(insertion_penalties):
-            hyps, secs = decode_all(decoder, logliks, w, p)
-            res = score_texts(sub_refs, {u: h.text for u, h in hyps.items()})
+    for w in lm_weights:
+        for p in insertion_penalties:
+            hyps, secs = decode_fn(w, p)
+            res = score_texts({u: refs[u] for u in hyps}, {u: h.text for u, h in hyps.items()})
             table.append({"lm_weight": w, "insertion_penalty": p, "wer": res.wer,
                           "errors": res.words.errors, "ref": res.words.ref, "decode_s": secs})
             runs.append((hyps, res))

@@ -1,5 +1,6 @@
 """Audio files -> text: the same front end as training (``asrkd.features.fbank``), the model's own
-input normalisation (inside :func:`asrkd.inference.ensemble.ensemble_posteriors`), then
+input normalisation (inside :func:`asrkd.inference.ensemble.ensemble_posteriors`), then a decoder:
+the word graph (:class:`GraphTranscriber` over :class:`asrkd.decode.wfst_decoder.WfstDecoder`) or the unit-LM
 :class:`asrkd.decode.Decoder`."""
 
 from __future__ import annotations
@@ -10,11 +11,25 @@ from typing import Iterator, Sequence
 
 from asrkd.data.datadir import feats_dir
 from asrkd.decode.decoder import Decoder, log_posteriors
+from asrkd.decode.wfst_decoder import WfstDecoder, WfstHypothesis
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 from asrkd.inference.model import InferenceModel, check_models
 
 log = logging.getLogger("asrkd.decode.transcribe")
+
+
+class GraphTranscriber:
+    """A :class:`WfstDecoder` at a fixed LM weight and insertion penalty, with ``decode(log_post)``
+    as :class:`asrkd.decode.Decoder` has."""
+
+    def __init__(self, decoder: "WfstDecoder", lm_weight: float, insertion_penalty: float):
+        self.decoder = decoder
+        self.lm_weight = lm_weight
+        self.insertion_penalty = insertion_penalty
+
+    def decode(self, log_post) -> "WfstHypothesis":  # noqa: ANN001
+        return self.decoder.decode(self.decoder.loglik(log_post), self.lm_weight, self.insertion_penalty)
 
 
 def load_feature_config(train_dir: Path, models: Sequence[InferenceModel]) -> "object":  # noqa: ANN001
@@ -32,7 +47,7 @@ def load_feature_config(train_dir: Path, models: Sequence[InferenceModel]) -> "o
     return cfg
 
 
-def transcribe_files(paths: Sequence[str], models: Sequence[InferenceModel], decoder: Decoder, feat_cfg,  # noqa: ANN001
+def transcribe_files(paths: Sequence[str], models: Sequence, decoder: "Decoder | GraphTranscriber", feat_cfg,  # noqa: ANN001
                      combine: str = "mean", precision: str = "auto") -> Iterator[tuple[str, str]]:
     """Yield ``(path, text)`` per audio file."""
     from asrkd.data.audio import load_audio
@@ -44,6 +59,6 @@ def transcribe_files(paths: Sequence[str], models: Sequence[InferenceModel], dec
         feats = compute_fbank(samples, feat_cfg)
         post = ensemble_posteriors(models, feats, combine, precision)
         hyp = decoder.decode(log_posteriors(post))
-        log.debug("%s: %d frames -> %d units", p, feats.shape[0], len(hyp.units))
+        log.debug("%s: %d frames -> %d words", p, feats.shape[0], len(hyp.words))
         yield str(p), hyp.text
 

@@ -28,7 +28,7 @@ from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done
+from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done, read_json
 from asrkd.framestore import FrameStore
 from asrkd.lang.inventory import load_lang
 from asrkd.logs import progress
@@ -133,13 +133,16 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
 
 @dataclass(frozen=True)
 class WerSetup:
-    """What decoding an evaluation set needs besides the posteriors."""
+    """What decoding an evaluation set needs besides the posteriors: a word graph, or the lang
+    for the unit-LM decoder."""
 
-    lang: Path                   # data/lang: units, HMM topology, label inventory
-    train_data: Path             # training data dir: its text trains the unit LM and gives the word list
+    lang: Path | None            # data/lang for the unit-LM decoder (None with a graph)
+    train_data: Path | None      # training data dir: its text trains the unit LM and gives the word list
     prior_labels: Path | None    # training label store for the class priors (None: no prior division)
     dev: Path | None             # dev data dir: LM weight / insertion penalty swept there (None: as configured)
     decode: DecodeConfig         # decoder settings (the sweep grid included)
+    graph: Path | None = None    # word decoding graph dir (asrkd mkgraph): decode words through HCLG
+    nj: int = 1                  # graph decoding: utterances decoded in parallel (processes)
 
 
 WER_DONE = ".wer.done"  # completion marker of the WER step in an evaluation dir
@@ -148,15 +151,36 @@ WER_DONE = ".wer.done"  # completion marker of the WER step in an evaluation dir
 def write_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, setup: WerSetup,
               force: bool = False) -> dict[str, Any] | None:
     """The WER step of ``asrkd evaluate``: decode and score ``eval_dir`` into ``out_dir``
-    (:func:`evaluate_wer`), then ``out_dir/.wer.done``. A complete step is skipped (None is
-    returned, ``posterior_fn`` is never called) unless ``force``."""
+    (through the word graph, :mod:`asrkd.decode.graph_wer`, or the unit-LM decoder,
+    :func:`evaluate_wer`), then ``out_dir/.wer.done`` naming the decoder. A complete step by the
+    same decoder is skipped (None is returned, ``posterior_fn`` is never called) unless ``force``;
+    one by another decoder is refused."""
     out_dir = Path(out_dir)
+    graph_decoder = None
+    if setup.graph is not None:
+        from asrkd.decode.graph_wer import make_graph_decoder
+
+        graph_decoder = make_graph_decoder(setup.graph, setup.prior_labels, setup.decode.wfst)
+        tag = f"graph:{graph_decoder.graph.fingerprint}"
+    else:
+        if setup.lang is None or setup.train_data is None:
+            raise AsrkdError("WER needs --graph, or --lang with --train-data (the unit LM and word list)")
+        tag = "unit-lm"
     if is_done(out_dir, WER_DONE) and not force:
+        done = read_json(out_dir / WER_DONE)
+        if done.get("decoder", "unit-lm") != tag:
+            raise AsrkdError(f"{out_dir} holds a WER from another decoder ({done.get('decoder', 'unit-lm')}); "
+                             "use another --out or --force")
         log.info("%s: WER is complete; skipping (use --force to redo)", out_dir)
         return None
     clear_done(out_dir, WER_DONE)
-    decoder = make_decoder(setup.lang, setup.train_data, setup.prior_labels, setup.decode,
-                           lm_cache=out_dir / "lm" / "unit_lm.npz")
-    result = evaluate_wer(posterior_fn, eval_dir, out_dir, decoder, setup.dev)
-    mark_done(out_dir, {"wer": result["wer"]["rate"]}, name=WER_DONE)
+    if graph_decoder is not None:
+        from asrkd.decode.graph_wer import evaluate_graph_wer
+
+        result = evaluate_graph_wer(posterior_fn, eval_dir, out_dir, graph_decoder, setup.decode, setup.dev, setup.nj)
+    else:
+        decoder = make_decoder(setup.lang, setup.train_data, setup.prior_labels, setup.decode,
+                               lm_cache=out_dir / "lm" / "unit_lm.npz")
+        result = evaluate_wer(posterior_fn, eval_dir, out_dir, decoder, setup.dev)
+    mark_done(out_dir, {"wer": result["wer"]["rate"], "decoder": tag}, name=WER_DONE)
     return result
