@@ -10,11 +10,12 @@ in ``t + 1`` frames (``earliest[j] <= t``) and an end node is reachable from it 
 ``T - t`` frames (``remaining[j] <= T - t``). Both limits are non-decreasing in ``t``, so each
 frame only visits the band ``[lo(t), hi(t)]`` of nodes; cells outside it are never touched.
 
-The trellis is kept as one score vector updated in place from the highest node down (every
-predecessor has a lower index, so it still holds the previous frame's value when read; the
-extra edges' sources are saved before the sweep, whose inner loop stays a branch-free two-way
-max), and backpointers are one byte per cell (0 self, 1 from ``j - 1``, ``2 + m`` the node's
-``m``-th extra edge). Scores are float64 sums of float32 log-likelihoods.
+The trellis is two score vectors, the previous frame's and the current one (swapped every
+frame): the sweep over the band is a branch-free two-way max (random-looking emissions make the
+self/forward choice unpredictable, and branch mispredictions dominated), and the extra edges,
+few, are a second pass over the previous frame's vector. Backpointers are one byte per cell (0 self, 1 from
+``j - 1``, ``2 + m`` the node's ``m``-th extra edge). Scores are float64 sums of float32
+log-likelihoods.
 """
 
 from __future__ import annotations
@@ -126,18 +127,19 @@ def viterbi(
         return NEG_INF
 
     # Extra edges are few (a handful per word boundary), sorted by destination: the band's
-    # edges are a window [e_lo, e_hi) that moves forward with it. Their sources' previous-frame
-    # scores are saved before the sweep, so the sweep itself is a branch-free two-way max
-    # (random-looking emissions make the self/forward choice unpredictable, and mispredictions
-    # dominated).
+    # edges are a window [e_lo, e_hi) that moves forward with it.
     num_extra = extra_src.shape[0]
     extra_dst = np.empty(num_extra, dtype=np.int64)
     for j in range(n):
         for k in range(extra_start[j], extra_start[j + 1]):
             extra_dst[k] = j
-    saved = np.empty(num_extra, dtype=np.float64)
 
-    score = np.full(n + 1, NEG_INF, dtype=np.float64)  # score[j + 1] is node j; score[0] = -inf
+    # score[j + 1] is node j; score[0] stays -inf (node 0 has no predecessor j - 1). A buffer
+    # holds -inf for every node below the band it was last written with: nodes there may be
+    # read (as j - 1, or as an extra edge's source) but have no path.
+    prev = np.full(n + 1, NEG_INF, dtype=np.float64)
+    cur = np.full(n + 1, NEG_INF, dtype=np.float64)
+    prev_lo = 0  # band start the buffer `cur` was last written with (two frames ago)
     bp = np.empty((T, n), dtype=np.int8)  # only band cells are written, and only they are read back
     lo = 0
     hi = -1
@@ -155,30 +157,29 @@ def viterbi(
             e_lo += 1
         row = loglik[t]
         bprow = bp[t]
+        for j in range(prev_lo, new_lo):  # stale values below the band
+            cur[j + 1] = NEG_INF
         if t == 0:
             for j in range(new_lo, hi + 1):
                 if start_lp[j] > NEG_INF:
-                    score[j + 1] = start_lp[j] + row[node_col[j]]
+                    cur[j + 1] = start_lp[j] + row[node_col[j]]
         else:
-            for k in range(e_lo, e_hi):
-                saved[k] = score[extra_src[k] + 1]
-            for j in range(hi, new_lo - 1, -1):
-                a = score[j + 1] + self_lp[j]
-                b = score[j] + enter_lp[j]
+            for j in range(new_lo, hi + 1):
+                a = prev[j + 1] + self_lp[j]
+                b = prev[j] + enter_lp[j]
                 take = b > a
-                score[j + 1] = (b if take else a) + row[node_col[j]]
+                cur[j + 1] = (b if take else a) + row[node_col[j]]
                 bprow[j] = np.int8(take)
             for k in range(e_lo, e_hi):
                 j = extra_dst[k]
-                c = saved[k] + extra_lp[k] + row[node_col[j]]
-                if c > score[j + 1]:
-                    score[j + 1] = c
+                c = prev[extra_src[k] + 1] + extra_lp[k] + row[node_col[j]]
+                if c > cur[j + 1]:
+                    cur[j + 1] = c
                     bprow[j] = np.int8(BP_EXTRA + k - extra_start[j])
-            # Nodes that fell out of the band keep frame t-1 values: clear them so frame t+1
-            # cannot read them as frame-t scores.
-            for j in range(lo, new_lo):
-                score[j + 1] = NEG_INF
+        prev_lo = lo
         lo = new_lo
+        prev, cur = cur, prev
+    score = prev  # the last frame's
 
     best = NEG_INF
     last = -1
