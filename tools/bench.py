@@ -42,6 +42,7 @@ BENCHES: dict[str, Bench] = {
     "decode": _entry("bench_decode"),  # decode_rtf: beam-search time / audio time (1 core, default beam) + decode_wer
     "align": _entry("bench_align"),  # align_frames_per_s: banded Viterbi, tied-state graph (~360 states), 650-frame utterances, one core
     "distill": _entry("bench_distill"),
+    "tree": _entry("bench_tree"),  # tree_build_s: tree statistics + decision tree + one Gaussian per leaf on the LJ Speech subset
     "train": _entry("bench_train"),  # bf16_matmul_tflops, train_frames_per_s_{hinton2015,cpu}, train_mfu_hinton2015, loader_overhead_frac  # cache_bytes_per_frame, dense_fp32_bytes_per_frame, distill_epoch_over_hard_epoch, online_epoch_over_cached_epoch
 }
 
