@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from asrkd.align.frontend import FrontendConfig
+from asrkd.align.treebuild import TreeConfig
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,7 @@ class TriphoneConfig:
     realign_iters: tuple[int, ...] = (10, 20, 30)  # passes that start with a Viterbi realignment (Kaldi realign_iters)
     gauss_power: float = 0.25  # Gaussians per pdf grow as (frames of the pdf) ** power (Kaldi --power)
     min_gauss_frames: float = 20.0  # at most one Gaussian per this many frames of a pdf
+    tree: TreeConfig = field(default_factory=TreeConfig)  # growing the tree (its num_leaves: set triphone.num_leaves instead)
 
 
 @dataclass(frozen=True)

@@ -34,12 +34,15 @@ from asrkd.align.frontend import FrontendConfig, load_features
 from asrkd.align.gmm import DiagGmm
 from asrkd.align.graph import Graph
 from asrkd.align.labels import labels_dir, write_labels
+from asrkd.align.treebuild import TreeConfig, build_tree, leaf_gmm
+from asrkd.align.treestats import accumulate_tree_stats
 from asrkd.align.triphone import alignment_loglik, train_triphone
 from asrkd.config import from_dict, load_config, save_config, to_dict
 from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done
-from asrkd.lang.tied import Inventory, load_inventory
+from asrkd.lang.inventory import Lang
+from asrkd.lang.tied import Inventory, load_inventory, write_tied_lang
 from asrkd.logs import add_log_file
 
 log = logging.getLogger("asrkd.align")
@@ -87,8 +90,23 @@ def _model_meta(inv: Inventory, feats_fp: str, cfg: AlignConfig, floor: np.ndarr
             "noise_floor": json.dumps(None if floor is None else [float(v) for v in floor])}
 
 
-def _grow_tree(lang, feats, mono_alis, cfg: AlignConfig):  # noqa: ANN001, ANN202
-    raise AsrkdError("triphone.num_leaves > 0 needs the decision tree (not built yet)")
+def grow_tree(lang: Lang, feats: dict[str, np.ndarray], alis: dict[str, Alignment], cfg: AlignConfig,
+              tied_dir: Path) -> tuple[Inventory, DiagGmm, dict]:
+    """Tree statistics of the monophone alignment ``alis``, the decision tree (``triphone.num_leaves``
+    pdfs at most), written as the tied-state lang ``tied_dir`` -> (its inventory, one Gaussian per
+    pdf, a report)."""
+    if cfg.triphone.tree.num_leaves != TreeConfig().num_leaves:
+        raise AsrkdError("set the number of leaves as triphone.num_leaves (triphone.tree.num_leaves is not used)")
+    tree_cfg = dataclasses.replace(cfg.triphone.tree, num_leaves=cfg.triphone.num_leaves)
+    utts = sorted(alis)
+    stats = accumulate_tree_stats(lang, ((alis[u].classes, feats[u]) for u in utts), feats[utts[0]].shape[1])
+    tree, report = build_tree(stats, lang, tree_cfg)
+    inv = write_tied_lang(tied_dir, lang, tree)
+    frames = max(report.frames, 1.0)
+    summary = {"num_pdfs": report.num_pdfs, "split_leaves": report.split_leaves, "stop": report.stop,
+               "questions": report.questions, "tree_loglik_roots": report.loglik_roots / frames,
+               "tree_loglik_final": report.loglik_final / frames}
+    return inv, leaf_gmm(inv.tree, stats, tree_cfg.var_floor), summary
 
 
 def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cfg: AlignConfig,
@@ -124,16 +142,16 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     graphs, _ = make_graphs(lang, texts, sorted(alis))
     metrics: dict = {"curve": curve, "gauss": gmm.num_gauss, "avg_loglik": mono_ll}
     if tri:
-        inv = _grow_tree(lang, feats, alis, cfg, tied_dir)
+        inv, init, tree_report = grow_tree(lang, feats, alis, cfg, tied_dir)
         tri_gmm, graphs, alis, failed_tri, tri_curve = train_triphone(
-            lang, inv.tree, feats, texts, graphs, alis, cfg.triphone, cfg.var_floor, cfg.acoustic_scale)
+            lang, inv.tree, init, feats, texts, graphs, alis, cfg.triphone, cfg.var_floor, cfg.acoustic_scale)
         failed.update(failed_tri)
         tri_ll = alignment_loglik(tri_gmm, feats, {u: a.classes for u, a in alis.items()})
         log.info("triphone system: %d pdfs, %d Gaussians, avg loglik/frame %.3f on its final alignment "
                  "(monophone %.3f)", inv.num_classes, tri_gmm.num_gauss, tri_ll, mono_ll)
         tri_gmm.save(exp_dir / MODEL_FILE, **_model_meta(inv, feats_fp, cfg, floor))
         metrics["triphone"] = {"curve": tri_curve, "num_pdfs": inv.num_classes, "gauss": tri_gmm.num_gauss,
-                               "avg_loglik": tri_ll, "tied_lang": str(tied_dir)}
+                               "avg_loglik": tri_ll, "tied_lang": str(tied_dir), "tree": tree_report}
     failed.update(missing)
     metrics.update({"failed": len(failed), "utterances": len(alis)})
     atomic_write_json(exp_dir / "metrics.json", metrics)

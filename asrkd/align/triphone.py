@@ -5,8 +5,8 @@ Schedule (Kaldi ``train_deltas.sh`` is the model; its defaults are this config's
 1. every utterance gets its context-dependent graph (:func:`asrkd.align.graph.build_graph` with
    the tree); the monophone alignment is carried onto it unchanged (same units, states and
    silences: :func:`project_path`), which maps every frame to its pdf;
-2. one Gaussian per pdf, estimated from those frames (Kaldi's ``gmm-init-model`` from the tree
-   statistics);
+2. one Gaussian per pdf, estimated from the tree statistics (Kaldi's ``gmm-init-model``,
+   :func:`asrkd.align.treebuild.leaf_gmm`): the caller's ``init`` model;
 3. per iteration ``it``: if ``it`` is in ``realign_iters``, Viterbi-realign every utterance with
    the current model; accumulate statistics on the alignment (its average log-likelihood per
    frame is logged), re-estimate, and grow the Gaussians linearly towards ``totgauss`` (reached
@@ -59,6 +59,7 @@ def alignment_loglik(gmm: DiagGmm, feats: dict[str, np.ndarray], labels: dict[st
 def train_triphone(
     lang: Lang,
     tree: ContextTree,
+    init: DiagGmm,
     feats: dict[str, np.ndarray],
     texts: dict[str, str],
     mono_graphs: dict[str, Graph],
@@ -68,7 +69,7 @@ def train_triphone(
     acoustic_scale: float,
 ) -> tuple[DiagGmm, dict[str, Graph], dict[str, Alignment], dict[str, str], list[dict]]:
     """Train the tied-state system from a monophone alignment -> (model, graphs, final
-    alignments, failed {utt: reason}, curve).
+    alignments, failed {utt: reason}, curve). ``init``: one Gaussian per pdf of ``tree``.
 
     ``feats``: {utt: (T, D)} aligner features; ``mono_alis``: the monophone system's alignments
     through ``mono_graphs``; ``var_floor``: variance floor as a fraction of the global variance.
@@ -79,16 +80,14 @@ def train_triphone(
     graphs, failed = make_graphs(lang, texts, utts, tree)
     paths = {u: graphs[u].node_class[project_path(mono_graphs[u], mono_alis[u].nodes, graphs[u])]
              for u in utts if u in graphs}
+    if init.num_classes != tree.num_pdfs:
+        raise ValueError(f"initial model has {init.num_classes} classes, the tree {tree.num_pdfs} pdfs")
+    gmm = DiagGmm(init.class_start, init.weight, init.mean, init.var)
     allx = np.concatenate([feats[u] for u in utts]).astype(np.float64)
-    gvar = allx.var(0)
-    gmm = DiagGmm.init_global(tree.num_pdfs, allx.mean(0), gvar)
-    floor = var_floor * gvar
+    floor = var_floor * allx.var(0)
     del allx
     xx = {u: DiagGmm.expand(feats[u]) for u in paths}
-    stats = gmm.accumulate_utts(feats, paths)
-    gmm.update(stats, floor)  # one Gaussian per pdf: its frames' mean and variance
-    seen = int((gmm.class_occupancy(stats) > 0).sum())
-    log.info("triphone: %d pdfs (%d with frames) from %d monophone alignments", tree.num_pdfs, seen, len(paths))
+    log.info("triphone: %d pdfs from %d monophone alignments", tree.num_pdfs, len(paths))
     curve: list[dict] = []
     realign = set(cfg.realign_iters)
     alis: dict[str, Alignment] = {}

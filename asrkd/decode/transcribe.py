@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from asrkd.decode.decoder import Decoder, log_posteriors
+from asrkd.decode.decoder import Decoder
 from asrkd.errors import AsrkdError
 from asrkd.framestore import FrameStore
 
@@ -43,7 +43,7 @@ def transcribe_files(paths: Sequence[str], models: Sequence, decoder: Decoder, f
         samples = load_audio(str(p), feat_cfg.sample_rate)
         feats = compute_fbank(samples, feat_cfg)
         post = posteriors(models, feats, combine, precision)
-        hyp = decoder.decode(log_posteriors(post))
+        hyp = decoder.decode(decoder.log_posteriors(post))
         log.debug("%s: %d frames -> %d units", p, feats.shape[0], len(hyp.units))
         yield str(p), hyp.text
 
