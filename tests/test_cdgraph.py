@@ -182,3 +182,20 @@ def test_empty_transcript_and_one_word(tmp_path: Path, lang: Lang) -> None:
     assert g.min_frames() == 2
     for sil in itertools.product([False, True], repeat=2):
         assert g.node_class[g.chain(list(sil))].tolist() == _chain_pdfs(lang, tree, lang.transcript_units("C"), list(sil))
+
+
+def test_graph_contexts_are_the_tree_statistics_contexts(lang: Lang) -> None:
+    """A monophone alignment carried onto the context-dependent graph gets, frame by frame, the
+    pdf the tree gives the frame's context as the tree statistics see it (frame_contexts)."""
+    from asrkd.align.contexts import frame_contexts
+
+    tree = EdgeTree(lang, set(range(1, len(lang.units))))
+    rng = np.random.default_rng(3)
+    for text in ("AB C DA", "C A DB", "B C"):
+        words = lang.transcript_units(text)
+        mono, tri = build_graph(lang, words), build_graph(lang, words, tree=tree)
+        for _ in range(5):
+            ll = rng.normal(0, 3, (int(rng.integers(16, 40)), lang.num_classes)).astype(np.float32)
+            ali = align_loglik(ll, mono)
+            want = tree.pdfs(*frame_contexts(ali.classes, lang))
+            np.testing.assert_array_equal(tri.node_class[project_path(mono, ali.nodes, tri)], want)

@@ -40,7 +40,9 @@ from asrkd.align.triphone import alignment_loglik, train_triphone
 from asrkd.config import from_dict, load_config, save_config, to_dict
 from asrkd.data.datadir import read_table
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done
+from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done, remove_tree
+from asrkd.framestore import FrameStore
+from asrkd.lang.dtree import has_tree
 from asrkd.lang.inventory import Lang
 from asrkd.lang.tied import Inventory, load_inventory, write_tied_lang
 from asrkd.logs import add_log_file
@@ -121,6 +123,10 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
         saved = exp_dir / "config.yaml"
         if saved.is_file() and load_config(AlignConfig, saved) != cfg:
             raise AsrkdError(f"{exp_dir} was trained with another config ({saved}); use --force to retrain")
+        made_on = FrameStore(out).attrs.get("lang_fingerprint")
+        if made_on != load_inventory(tied_dir if tri else lang_dir).fingerprint:
+            raise AsrkdError(f"{out} holds labels of another class inventory than {tied_dir if tri else lang_dir}; "
+                             "use --force to retrain")
         log.info("%s and %s are complete; skipping (use --force to redo)", exp_dir, out)
         return out
     exp_dir.mkdir(parents=True, exist_ok=True)
@@ -130,6 +136,9 @@ def train_and_align(data_dir: Path, lang_dir: Path, name: str, exp_dir: Path, cf
     inv = load_inventory(lang_dir)
     if inv.tied:
         raise AsrkdError(f"{lang_dir} is a tied-state lang: train the aligner on the lang of make-units")
+    if not tri and has_tree(tied_dir):  # a tied-state lang of an earlier run: no longer what the labels are
+        log.info("removing %s (tied states of an earlier run; triphone.num_leaves is 0)", tied_dir)
+        remove_tree(tied_dir)
     lang = inv.lang
     texts = read_table(data_dir / "text", allow_empty_value=True)
     utts = sorted(read_table(data_dir / "utt2num_frames"))
