@@ -12,74 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from asrkd.align.ctm import read_ctm, write_ctm
+from _ali_corpus import LETTERS, make_ali_set as _make_set
+from asrkd.align.ctm import read_ctm
 from asrkd.align.labels import read_failed
 from asrkd.cli import main
-from asrkd.features.cmvn import CmvnAccumulator, write_cmvn
-from asrkd.data.datadir import write_table
-from asrkd.framestore import FrameStore, write_store
+from asrkd.framestore import FrameStore
 from asrkd.framing import boundary_time
 from asrkd.lang.inventory import load_lang
-
-LETTERS = "ABCDE"
-WORDS = ["AB", "CAD", "EBA", "DEC", "BE", "ACE"]
-
-
-def _make_set(d: Path, n_utts: int, seed: int, means: np.ndarray, short: bool = False,
-              quiet: tuple[int, ...] = ()) -> None:
-    """Write a data dir with feats/, utt2num_frames, cmvn.json, text and a reference word CTM.
-
-    Utterances numbered in ``quiet`` open with 40 frames of background 12 units (natural log)
-    quieter than everyone else's, as a recording with another gain or digital silence does."""
-    rng = np.random.default_rng(seed)
-    feats, text, ref = {}, {}, {}
-    for i in range(n_utts):
-        utt = f"spk1-u{i:03d}"
-        words = list(rng.choice(WORDS, rng.integers(2, 5)))
-        frames, segs, t = [], [], 0
-
-        def emit(mean: np.ndarray, n: int) -> None:
-            frames.append(mean[None, :] + rng.normal(0, 1.0, (n, 40)))
-
-        n = int(rng.integers(8, 20))
-        emit(means[0], n)
-        t += n
-        if i in quiet:
-            emit(means[0] - 12.0, 40)
-            t += 40
-        for w_i, w in enumerate(words):
-            if w_i > 0 and rng.random() < 0.4:
-                n = int(rng.integers(5, 15))
-                emit(means[0], n)
-                t += n
-            start = t
-            for ch in w:
-                for k in range(3):
-                    n = int(rng.integers(2, 6))
-                    emit(means[1 + 3 * LETTERS.index(ch) + k], n)
-                    t += n
-            segs.append((w, float(boundary_time(start)), float(boundary_time(t))))
-        n = int(rng.integers(8, 20))
-        emit(means[0], n)
-        t += n
-        x = np.concatenate(frames).astype(np.float32)
-        if short and i == 0:
-            x, words, segs = x[:5], ["ACE", "DEC"], []
-        feats[utt], text[utt] = x, " ".join(words)
-        if segs:
-            ref[utt] = segs
-    d.mkdir(parents=True)
-    write_table(d / "text", text)
-    write_table(d / "utt2spk", {u: "spk1" for u in text})
-    write_table(d / "spk2utt", {"spk1": " ".join(sorted(text))})
-    write_table(d / "wav.scp", {u: f"/nonexistent/{u}.wav" for u in text})
-    write_table(d / "utt2num_frames", {u: str(len(x)) for u, x in feats.items()})
-    write_store(d / "feats", sorted(feats.items()), np.float32, (40,), {"fingerprint": "synthetic-fbank"})
-    acc = CmvnAccumulator(40)
-    for u, x in feats.items():
-        acc.add("spk1", x)
-    write_cmvn(d, acc.to_json())
-    write_ctm(d / "ref_word.ctm", ref)
 
 
 @pytest.fixture(scope="module")

@@ -105,7 +105,8 @@ def test_graph_optional_silence(tmp_path: Path) -> None:
         "<sil>/0", "A/0", "A/1", "B/0", "B/1", "<sil>/0", "C/0", "C/1", "<sil>/0"]
     assert list(g.node_word) == [-1, 0, 0, 0, 0, -1, 1, 1, -1]
     assert g.min_frames() == 6  # every silence skipped
-    assert g.skip_src[6] == 4 and np.isfinite(g.start_lp[[0, 1]]).all()
+    assert list(g.extra_src[g.extra_start[6]:g.extra_start[7]]) == [4] and g.extra_src.size == 1
+    assert np.isfinite(g.start_lp[[0, 1]]).all()
     assert np.isfinite(g.final_lp[[7, 8]]).all() and np.isinf(g.final_lp[:7]).all()
     # The optional silence sums to one with its skip: q + (1 - q).
-    assert np.exp(g.enter_lp[5] - g.enter_lp[1]) + np.exp(g.skip_lp[6] - g.enter_lp[1]) == pytest.approx(1.0)
+    assert np.exp(g.enter_lp[5] - g.enter_lp[1]) + np.exp(g.extra_lp[0] - g.enter_lp[1]) == pytest.approx(1.0)

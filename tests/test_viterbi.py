@@ -9,20 +9,24 @@ import pytest
 
 from asrkd.align import viterbi as vit
 from asrkd.align.aligner import AlignFailure, align_loglik
-from asrkd.align.graph import Graph
+from asrkd.align.graph import Graph, csr_edges
 
 NEG = -np.inf
 
 
-def _graph(n: int, skips: dict[int, int], starts: list[int], finals: list[int], rng: np.random.Generator) -> Graph:
-    """A random left-to-right graph of n nodes (node j emits column j)."""
+def _graph(n: int, skips: dict[int, int | list[int]], starts: list[int], finals: list[int], rng: np.random.Generator,
+           no_enter: tuple[int, ...] = ()) -> Graph:
+    """A random left-to-right graph of n nodes (node j emits column j); ``skips``: node -> its
+    extra predecessor(s); ``no_enter``: nodes without the edge from j - 1."""
     enter = np.log(rng.uniform(0.1, 1.0, n)).astype(np.float32)
     enter[0] = NEG
-    skip_src = np.full(n, -1, dtype=np.int32)
-    skip_lp = np.full(n, NEG, dtype=np.float32)
+    enter[list(no_enter)] = NEG
+    src, dst = [], []
     for j, s in skips.items():
-        skip_src[j] = s
-        skip_lp[j] = np.log(rng.uniform(0.1, 1.0))
+        for a in ([s] if isinstance(s, int) else s):
+            src.append(a)
+            dst.append(j)
+    extra_start, extra_src, extra_lp = csr_edges(n, src, dst, list(np.log(rng.uniform(0.1, 1.0, len(src)))))
     start = np.full(n, NEG, dtype=np.float32)
     start[starts] = np.log(rng.uniform(0.1, 1.0, len(starts)))
     final = np.full(n, NEG, dtype=np.float32)
@@ -30,13 +34,13 @@ def _graph(n: int, skips: dict[int, int], starts: list[int], finals: list[int], 
     return Graph(
         node_class=np.arange(n, dtype=np.int32), node_word=np.zeros(n, np.int32),
         node_unit=np.zeros(n, np.int32), self_lp=np.log(rng.uniform(0.1, 1.0, n)).astype(np.float32),
-        enter_lp=enter, skip_src=skip_src, skip_lp=skip_lp, start_lp=start, final_lp=final,
+        enter_lp=enter, extra_start=extra_start, extra_src=extra_src, extra_lp=extra_lp, start_lp=start, final_lp=final,
         unit_ids=[], word_lengths=[],
     )
 
 
 def _args(g: Graph) -> tuple:
-    return (g.node_class, g.self_lp, g.enter_lp, g.skip_src, g.skip_lp, g.start_lp, g.final_lp)
+    return (g.node_class, g.self_lp, g.enter_lp, g.extra_start, g.extra_src, g.extra_lp, g.start_lp, g.final_lp)
 
 
 def _brute(ll: np.ndarray, g: Graph) -> tuple[float, np.ndarray | None]:
@@ -54,13 +58,18 @@ def test_viterbi_matches_brute_force(seed: int) -> None:
     rng = np.random.default_rng(seed)
     n = int(rng.integers(2, 6))
     T = int(rng.integers(1, 7))
-    # Optional-silence shape: a skip over one or two nodes, several starts and ends.
-    skips = {}
+    # Optional-silence shape: a skip over one or two nodes, several starts and ends; variant
+    # shape: a node with two extra predecessors and no edge from the node before it.
+    skips: dict[int, int | list[int]] = {}
+    no_enter: tuple[int, ...] = ()
     if n >= 4:
         skips[n - 1] = int(rng.integers(0, n - 2))
+    if n >= 5 and seed % 2:
+        skips[n - 2] = [0, 1]
+        no_enter = (n - 2,)
     starts = [0] + ([1] if n > 2 and rng.random() < 0.5 else [])
     finals = [n - 1] + ([n - 2] if rng.random() < 0.5 else [])
-    g = _graph(n, skips, starts, finals, rng)
+    g = _graph(n, skips, starts, finals, rng, no_enter)
     ll = rng.normal(0, 2, (T, n)).astype(np.float32)
     want, want_path = _brute(ll, g)
     path = np.zeros(T, dtype=np.int32)
@@ -93,7 +102,7 @@ def test_banded_equals_full_on_long_chain() -> None:
     """A long chain: the band never drops the best path (compare with a plain full trellis)."""
     rng = np.random.default_rng(3)
     n, T = 40, 90
-    g = _graph(n, {10: 7, 25: 21}, [0, 3], [n - 1, n - 4], rng)
+    g = _graph(n, {10: 7, 25: 21, 31: [27, 29]}, [0, 3], [n - 1, n - 4], rng, no_enter=(31,))
     ll = rng.normal(0, 3, (T, n)).astype(np.float32)
     path = np.zeros(T, dtype=np.int32)
     got = vit.viterbi(ll, *_args(g), path)
@@ -105,8 +114,8 @@ def test_banded_equals_full_on_long_chain() -> None:
             c = [D[t - 1, j] + g.self_lp[j]]
             if j > 0:
                 c.append(D[t - 1, j - 1] + g.enter_lp[j])
-            if g.skip_src[j] >= 0:
-                c.append(D[t - 1, g.skip_src[j]] + g.skip_lp[j])
+            for k in range(g.extra_start[j], g.extra_start[j + 1]):
+                c.append(D[t - 1, g.extra_src[k]] + g.extra_lp[k])
             D[t, j] = max(c) + ll[t, j]
     assert got == pytest.approx(float(np.max(D[-1] + g.final_lp)), rel=1e-6)
 

@@ -42,11 +42,11 @@ BENCHES: dict[str, Bench] = {
     "feats": _entry("bench_feats"),  # feats_xrt_1core: decode + resample + fbank + write, x real time
     "decode": _entry("bench_graph"),  # decode_rtf (word graph, LJ test transcripts, 1 core, tuned beam) + decode_wer, graph_build_s, hclg_states/arcs
     "unit_decode": _entry("bench_decode"),  # unit_lm_decode_rtf: the unit-LM decoder's search time / audio time + its WER
-    "align": _entry("bench_align"),  # align_frames_per_s: banded Viterbi, 300-state graph, 650-frame utterances, one core
-    "distill": _entry("bench_distill"),
+    "align": _entry("bench_align"),  # align_frames_per_s: banded Viterbi, tied-state graph (~360 states), 650-frame utterances, one core
+    "distill": _entry("bench_distill"),  # cache_bytes_per_frame, dense_fp32_bytes_per_frame, distill_epoch_over_hard_epoch, online_epoch_over_cached_epoch
     "scoring": _entry("bench_scoring"),  # score_seconds_2620: WER + CER of 2,620 utterances
     "tree": _entry("bench_tree"),  # tree_build_s: tree statistics + decision tree + one Gaussian per leaf on the LJ Speech subset
-    "train": _entry("bench_train"),  # bf16_matmul_tflops, train_frames_per_s_{hinton2015,cpu}, train_mfu_hinton2015, loader_overhead_frac  # cache_bytes_per_frame, dense_fp32_bytes_per_frame, distill_epoch_over_hard_epoch, online_epoch_over_cached_epoch
+    "train": _entry("bench_train"),  # bf16_matmul_tflops, train_frames_per_s_{hinton2015,cpu}, train_mfu_hinton2015, loader_overhead_frac
 }
 
 

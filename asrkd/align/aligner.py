@@ -50,7 +50,7 @@ def align_loglik(loglik: np.ndarray, graph: Graph, node_col: np.ndarray | None =
     ll = np.ascontiguousarray(loglik, dtype=np.float32)
     path = np.empty(n_frames, dtype=np.int32)
     score = vit.viterbi(
-        ll, cols, graph.self_lp, graph.enter_lp, graph.skip_src, graph.skip_lp,
+        ll, cols, graph.self_lp, graph.enter_lp, graph.extra_start, graph.extra_src, graph.extra_lp,
         graph.start_lp, graph.final_lp, path,
     )
     if not np.isfinite(score):

@@ -5,8 +5,10 @@ CTM lines are ``<utt> 1 <start_s> <dur_s> <token>`` (4 decimals: frame boundarie
 :mod:`asrkd.framing`: a segment of frames ``[a, b)`` runs from ``boundary_time(a)`` to
 ``boundary_time(b)`` (midway between neighbouring frame centres).
 
-Units are recovered from a class sequence alone: a new unit starts where the unit changes or the
-state index goes down (every HMM is left to right), so repeated units (``L L``) split correctly.
+Units are recovered from a class sequence alone (context-independent classes): a new unit starts
+where the unit changes or the state index goes down (every HMM is left to right), so repeated
+units (``L L``) split correctly. An aligner's own output is cut by its graph path instead
+(:func:`path_segments`), which also holds for tied states that several units share.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from asrkd.align.contexts import segment_starts
+from asrkd.align.graph import Graph
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_text
 from asrkd.framing import FrameSpec, boundary_time
@@ -36,6 +39,21 @@ def unit_segments(classes: np.ndarray, lang: Lang) -> list[tuple[int, int, int]]
     starts = np.flatnonzero(segment_starts(units, states))
     ends = np.append(starts[1:], c.size)
     return [(int(units[s]), int(s), int(e)) for s, e in zip(starts, ends)]
+
+
+def path_segments(graph: Graph, nodes: np.ndarray, silence_unit: int) -> list[tuple[int, int, int]]:
+    """An alignment's graph path ``nodes: (T,)`` -> ``[(unit_id, first_frame, end_frame_exclusive)]``:
+    one segment per unit position or silence the path passes through."""
+    nodes = np.asarray(nodes, dtype=np.int64)
+    if nodes.size == 0:
+        return []
+    assert graph.node_sil is not None
+    pos = graph.node_unit[nodes]
+    key = np.where(pos >= 0, pos, -2 - graph.node_sil[nodes])  # unit position, or -2 - silence slot
+    starts = np.flatnonzero(np.concatenate([[True], key[1:] != key[:-1]]))
+    ends = np.append(starts[1:], nodes.size)
+    ids = [graph.unit_ids[p] if p >= 0 else silence_unit for p in pos[starts]]
+    return [(int(u), int(a), int(b)) for u, a, b in zip(ids, starts, ends)]
 
 
 def word_segments(

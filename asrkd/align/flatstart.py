@@ -19,17 +19,18 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
 
 from asrkd.align.aligner import AlignFailure, Alignment, align_loglik
+from asrkd.align.config import AlignConfig
 from asrkd.align.frontend import FrontendConfig
-from asrkd.align.gmm import DiagGmm
+from asrkd.align.gmm import DiagGmm, mixup_target
 from asrkd.align.graph import Graph, build_graph
 from asrkd.errors import AsrkdError
 from asrkd.lang.inventory import Lang
+from asrkd.lang.tree import ContextTree
 from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.align")
@@ -37,28 +38,17 @@ log = logging.getLogger("asrkd.align")
 ScoreFn = Callable[[str, np.ndarray], np.ndarray]  # (utt, classes (K,)) -> (frames, K) scores
 
 
-@dataclass(frozen=True)
-class AlignConfig:
-    frontend: FrontendConfig = field(default_factory=FrontendConfig)  # aligner features
-    iterations: int = 20  # re-estimation + realignment passes
-    max_gauss: int = 1000  # total Gaussians over all classes reached at mixup_iterations
-    mixup_iterations: int = 12  # Gaussians grow linearly over this many iterations
-    gauss_power: float = 0.2  # Gaussians per class grow as (frames of the class) ** power
-    min_gauss_frames: float = 20.0  # at most one Gaussian per this many frames of a class
-    var_floor: float = 0.01  # variance floor, as a fraction of the global variance
-    acoustic_scale: float = 0.1  # weight of log-likelihoods against HMM transitions
-    vad_threshold: float = 0.3  # flat start: silence below p10 + this x (p90 - p10) of frame energy
-
-
-def make_graphs(lang: Lang, texts: dict[str, str], utts: list[str]) -> tuple[dict[str, Graph], dict[str, str]]:
-    """Graphs of ``utts`` -> (graphs, failed {utt: reason})."""
+def make_graphs(lang: Lang, texts: dict[str, str], utts: list[str],
+                tree: ContextTree | None = None) -> tuple[dict[str, Graph], dict[str, str]]:
+    """Graphs of ``utts`` (states in context: ``tree``, default the lang's own inventory) ->
+    (graphs, failed {utt: reason})."""
     graphs, failed = {}, {}
     for u in utts:
         if not texts.get(u, "").split():  # would align as silence only: speech labelled silence
             failed[u] = "empty-transcript: no words to align"
             continue
         try:
-            graphs[u] = build_graph(lang, lang.transcript_units(texts.get(u, "")))
+            graphs[u] = build_graph(lang, lang.transcript_units(texts.get(u, "")), tree=tree)
         except AsrkdError as e:
             failed[u] = f"no-units: {e}"
     return graphs, failed
@@ -74,31 +64,31 @@ def equal_alignment(graph: Graph, energy: np.ndarray, vad_threshold: float) -> n
     """Flat-start node path ``(frames,)``: energy-trimmed silence at the edges, the speech frames
     split evenly over the word states. Raises AlignFailure if too short."""
     n_frames = energy.shape[0]
-    word_nodes = np.flatnonzero(graph.node_word >= 0)
-    sil_nodes = np.flatnonzero(graph.node_word < 0)
-    if word_nodes.size == 0:
-        lead, trail = sil_nodes, np.zeros(0, dtype=np.int64)
+    n = len(graph.word_lengths)
+    if n == 0:
+        lead_n = trail_n = 0
         a, b = 0, n_frames
-        seq = lead
+        nodes = graph.chain([True])
     else:
-        lead = sil_nodes[sil_nodes < word_nodes[0]]
-        trail = sil_nodes[sil_nodes > word_nodes[-1]]
+        lead_n, trail_n = graph.sil_blocks[0][1], graph.sil_blocks[-1][1]
         lo, hi = np.percentile(energy, [10, 90])
         speech = np.flatnonzero(energy > lo + vad_threshold * (hi - lo))
         a, b = (int(speech[0]), int(speech[-1]) + 1) if speech.size else (0, n_frames)
         # Silence blocks need a frame per state; otherwise the path skips them.
-        if a < lead.size:
+        if a < lead_n:
             a = 0
-        if n_frames - b < trail.size:
+        if n_frames - b < trail_n:
             b = n_frames
-        seq = word_nodes
+        lead_n, trail_n = (lead_n if a > 0 else 0), (trail_n if b < n_frames else 0)
+        nodes = graph.chain([a > 0] + [False] * (n - 1) + [b < n_frames])
+    lead, seq, trail = nodes[:lead_n], nodes[lead_n:nodes.size - trail_n], nodes[nodes.size - trail_n:]
     if b - a < seq.size:
         raise AlignFailure(f"too-short: {n_frames} frames for {seq.size} states")
     path = np.empty(n_frames, dtype=np.int32)
-    for nodes, s, e in ((lead, 0, a), (seq, a, b), (trail, b, n_frames)):
+    for nds, s, e in ((lead, 0, a), (seq, a, b), (trail, b, n_frames)):
         if e > s:
-            k = np.arange(e - s) * nodes.size // (e - s)
-            path[s:e] = nodes[k]
+            k = np.arange(e - s) * nds.size // (e - s)
+            path[s:e] = nds[k]
     return path
 
 
@@ -121,13 +111,6 @@ def gmm_score_fn(gmm: DiagGmm, feats: dict[str, np.ndarray], acoustic_scale: flo
                  expanded: bool = False) -> ScoreFn:
     """Scores of a Gaussian model; ``expanded``: ``feats`` hold ``DiagGmm.expand`` arrays."""
     return lambda u, classes: gmm.loglik(feats[u], classes, expanded) * np.float32(acoustic_scale)
-
-
-def _schedule(it: int, cfg: AlignConfig, num_classes: int) -> int:
-    """Target total Gaussians after iteration ``it`` (1-based): linear growth."""
-    if it >= cfg.mixup_iterations:
-        return cfg.max_gauss
-    return int(num_classes + (cfg.max_gauss - num_classes) * it / cfg.mixup_iterations)
 
 
 def train_flat_start(
@@ -158,13 +141,9 @@ def train_flat_start(
     xx = {u: DiagGmm.expand(feats[u]) for u in utts}
     for it in range(1, cfg.iterations + 1):
         t0 = time.monotonic()
-        stats = gmm.zero_stats()
-        done = sorted(paths)
-        gmm.accumulate(stats, np.concatenate([feats[u] for u in done]), np.concatenate([paths[u] for u in done]))
-        avg_ll = stats.loglik / max(stats.frames, 1)
-        class_occ = gmm.class_occupancy(stats)
-        gmm.update(stats, var_floor)
-        gmm.mixup(class_occ, _schedule(it, cfg, lang.num_classes), cfg.gauss_power, cfg.min_gauss_frames)
+        avg_ll = gmm.reestimate(feats, paths, var_floor,
+                                mixup_target(it, cfg.mixup_iterations, lang.num_classes, cfg.max_gauss),
+                                cfg.gauss_power, cfg.min_gauss_frames)
         todo = [u for u in utts if u in graphs and u not in failed]
         alis, new_failed = align_utterances(todo, graphs, gmm_score_fn(gmm, xx, cfg.acoustic_scale, True),
                                             desc=f"align iter {it}")

@@ -28,6 +28,14 @@ log = logging.getLogger("asrkd.align.gmm")
 LOG_2PI = math.log(2.0 * math.pi)
 
 
+def mixup_target(it: int, mixup_iterations: int, start: int, total: int) -> int:
+    """Target total Gaussians after training iteration ``it`` (1-based): linear growth from
+    ``start`` to ``total``, reached at ``mixup_iterations``."""
+    if it >= mixup_iterations:
+        return total
+    return int(start + (total - start) * it / mixup_iterations)
+
+
 @dataclass
 class Stats:
     """Sufficient statistics per component: ``occ (G,)``, ``x (G, D)``, ``x2 (G, D)``."""
@@ -184,6 +192,25 @@ class DiagGmm:
 
     def class_occupancy(self, stats: Stats) -> np.ndarray:
         return np.add.reduceat(stats.occ, self.class_start[:-1])
+
+    def accumulate_utts(self, feats: dict[str, np.ndarray], labels: dict[str, np.ndarray]) -> Stats:
+        """Statistics of the utterances of ``labels`` {utt: (T,) classes} (``feats``: {utt: (T, D)})."""
+        stats = self.zero_stats()
+        utts = sorted(labels)
+        if utts:
+            self.accumulate(stats, np.concatenate([feats[u] for u in utts]), np.concatenate([labels[u] for u in utts]))
+        return stats
+
+    def reestimate(self, feats: dict[str, np.ndarray], labels: dict[str, np.ndarray], var_floor: np.ndarray,
+                   target_gauss: int, power: float, min_gauss_frames: float) -> float:
+        """One Viterbi-training step on an alignment: accumulate, update, grow the mixtures
+        towards ``target_gauss`` (:meth:`mixup`). Returns the alignment's average log-likelihood
+        per frame under the model *before* the update."""
+        stats = self.accumulate_utts(feats, labels)
+        class_occ = self.class_occupancy(stats)
+        self.update(stats, var_floor)
+        self.mixup(class_occ, target_gauss, power, min_gauss_frames)
+        return stats.loglik / max(stats.frames, 1)
 
     # --- files --------------------------------------------------------------------------------
 

@@ -225,6 +225,22 @@ class Decoder:
                 word_start = np.array([u.startswith(SPM_WORD_MARK) for u in lang.units])
             self.graph = unit_loop_graph(U, lang.silence_unit, allowed, word_start)
 
+    # A tied-state model's pdfs -> the lang's unit states (set by asrkd.decode.wer.make_decoder).
+    class_map: np.ndarray | None = None
+
+    def log_posteriors(self, post: np.ndarray) -> np.ndarray:
+        """The model's posteriors ``(T, P)`` -> log posteriors ``(T, C)`` of the lang's classes:
+        with a ``class_map`` (a tied-state model, every pdf inside one unit state), each unit
+        state's pdfs summed (its posterior given the frame, whatever the context)."""
+        post = np.asarray(post, dtype=np.float32)
+        if self.class_map is not None:
+            if post.shape[1] != self.class_map.shape[0]:
+                raise AsrkdError(f"posteriors have {post.shape[1]} classes, the tied-state lang {self.class_map.shape[0]}")
+            folded = np.zeros((post.shape[0], self.lang.num_classes), dtype=np.float32)
+            np.add.at(folded.T, self.class_map, post.T)
+            post = folded
+        return log_posteriors(post)
+
     def loglik(self, log_post: np.ndarray) -> np.ndarray:
         return scaled_loglik(log_post, self.log_prior, self.cfg.acoustic_scale, self.cfg.prior_scale)
 

@@ -9,6 +9,8 @@ import logging
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
+
 from asrkd.data.datadir import feats_dir
 from asrkd.decode.decoder import Decoder, log_posteriors
 from asrkd.decode.wfst_decoder import WfstDecoder, WfstHypothesis
@@ -27,6 +29,10 @@ class GraphTranscriber:
         self.decoder = decoder
         self.lm_weight = lm_weight
         self.insertion_penalty = insertion_penalty
+
+    def log_posteriors(self, post: np.ndarray) -> np.ndarray:
+        """``(frames, C)`` posteriors -> log-posteriors over the graph's pdfs (the model's classes)."""
+        return log_posteriors(post)
 
     def decode(self, log_post) -> "WfstHypothesis":  # noqa: ANN001
         return self.decoder.decode(self.decoder.loglik(log_post), self.lm_weight, self.insertion_penalty)
@@ -58,7 +64,7 @@ def transcribe_files(paths: Sequence[str], models: Sequence, decoder: "Decoder |
         samples = load_audio(str(p), feat_cfg.sample_rate)
         feats = compute_fbank(samples, feat_cfg)
         post = ensemble_posteriors(models, feats, combine, precision)
-        hyp = decoder.decode(log_posteriors(post))
-        log.debug("%s: %d frames -> %d words", p, feats.shape[0], len(hyp.words))
+        hyp = decoder.decode(decoder.log_posteriors(post))
+        log.debug("%s: %d frames -> %d words", p, feats.shape[0], len(hyp.text.split()))
         yield str(p), hyp.text
 

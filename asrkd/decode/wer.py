@@ -24,13 +24,13 @@ import numpy as np
 from asrkd.config import save_config
 from asrkd.data.datadir import feats_dir, read_table
 from asrkd.decode.build import build_decoder
-from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
+from asrkd.decode.decoder import DecodeConfig, Decoder
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done, read_json
 from asrkd.framestore import FrameStore
-from asrkd.lang.inventory import load_lang
+from asrkd.lang.tied import load_inventory
 from asrkd.logs import progress
 from asrkd.evaluation.scoring import score_texts, write_scoring
 
@@ -42,13 +42,13 @@ PosteriorFn = Callable[[np.ndarray], np.ndarray]
 FRAME_SHIFT_S = 0.01
 
 
-def _log_posteriors(posterior_fn: PosteriorFn, data_dir: Path, utts: Sequence[str] | None = None,
+def _log_posteriors(posterior_fn: PosteriorFn, decoder: Decoder, data_dir: Path, utts: Sequence[str] | None = None,
                     desc: str = "posteriors") -> dict[str, np.ndarray]:
     store = FrameStore(feats_dir(data_dir))
     keys = store.keys() if utts is None else [u for u in utts if u in store]
     out = {}
     for u in progress(keys, total=len(keys), desc=desc):
-        out[u] = log_posteriors(posterior_fn(np.asarray(store[u])))
+        out[u] = decoder.log_posteriors(posterior_fn(np.asarray(store[u])))
     return out
 
 
@@ -63,16 +63,26 @@ def make_decoder(lang_dir: Path, train_dir: Path, prior_labels: Path | None, cfg
                  lm_cache: Path | None = None) -> Decoder:
     """Decoder for ``lang_dir`` with the LM/word list of ``train_dir/text`` and priors from the
     label store ``prior_labels`` (None: no prior division); units with a class that has no frame
-    in those labels are left out of the graph (:func:`asrkd.decode.priors.unseen_units`)."""
-    lang = load_lang(lang_dir)
+    in those labels are left out of the graph (:func:`asrkd.decode.priors.unseen_units`). On a
+    tied-state lang the model's pdfs are summed per unit state (:meth:`Decoder.log_posteriors`)
+    for the unit-level search."""
+    inv = load_inventory(lang_dir)
+    lang = inv.lang
+    class_map = inv.class_to_monophone() if inv.tied else None
+    if inv.tied and class_map is None:
+        raise AsrkdError(f"{lang_dir}: pdfs shared between unit states cannot be decoded with a unit LM")
     prior = None
     excluded: list[int] = []
     if prior_labels is not None:
-        counts = class_counts(Path(prior_labels), lang.num_classes)
+        counts = class_counts(Path(prior_labels), inv.num_classes)
+        if class_map is not None:  # a unit state's frames: those of its pdfs
+            counts = np.bincount(class_map, weights=counts, minlength=lang.num_classes).astype(np.int64)
         prior = log_priors(counts)
         excluded = unseen_units(lang, counts)
     texts = list(_refs(train_dir).values())
-    return build_decoder(lang, texts, cfg, log_prior=prior, lm_cache=lm_cache, excluded_units=excluded)
+    decoder = build_decoder(lang, texts, cfg, log_prior=prior, lm_cache=lm_cache, excluded_units=excluded)
+    decoder.class_map = class_map
+    return decoder
 
 
 def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decoder: Decoder,
@@ -85,7 +95,8 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
     sweep_info: dict[str, Any] | None = None
     if dev_dir is not None:
         dev_refs = _refs(dev_dir)
-        dev_ll = {u: decoder.loglik(lp) for u, lp in _log_posteriors(posterior_fn, dev_dir, desc="dev posteriors").items()}
+        dev_lp = _log_posteriors(posterior_fn, decoder, dev_dir, desc="dev posteriors")
+        dev_ll = {u: decoder.loglik(lp) for u, lp in dev_lp.items()}
         best = sweep(decoder, dev_ll, dev_refs, cfg.sweep_lm_weights, cfg.sweep_insertion_penalties)
         lm_weight, penalty = best.lm_weight, best.insertion_penalty
         sweep_info = {"dev": str(dev_dir), "lm_weight": lm_weight, "insertion_penalty": penalty,
@@ -95,7 +106,7 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
     save_config(replace(cfg, lm_weight=lm_weight, insertion_penalty=penalty), out_dir / "decode_config.yaml")
 
     refs = _refs(eval_dir)
-    log_posts = _log_posteriors(posterior_fn, eval_dir)
+    log_posts = _log_posteriors(posterior_fn, decoder, eval_dir)
     missing = sorted(set(refs) - set(log_posts))
     if missing:
         log.warning("%d utterance(s) of %s have no features; scored as empty hypotheses", len(missing), eval_dir)

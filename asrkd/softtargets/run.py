@@ -58,9 +58,9 @@ def cache_targets(
     fp = feats.attrs.get("fingerprint") or ""
     num_classes, lang_fp = check_models(teachers, fp)
     if lang_dir is not None:
-        from asrkd.lang.inventory import load_lang
+        from asrkd.lang.tied import load_inventory
 
-        lang = load_lang(lang_dir)
+        lang = load_inventory(lang_dir)  # data/lang or the tied-state data/lang_tri
         if lang.num_classes != num_classes or (lang_fp and lang.fingerprint != lang_fp):
             raise AsrkdError(f"cache-targets: the teachers' label inventory differs from {lang_dir}")
         lang_fp = lang.fingerprint

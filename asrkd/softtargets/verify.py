@@ -45,9 +45,9 @@ def verify_cache(
         problems += _check_data(meta, counts, Path(data_dir))
     inv = meta.get("label_inventory", {})
     if lang_dir is not None:
-        from asrkd.lang.inventory import load_lang
+        from asrkd.lang.tied import load_inventory
 
-        lang = load_lang(lang_dir)
+        lang = load_inventory(lang_dir)  # data/lang or the tied-state data/lang_tri
         if lang.num_classes != inv.get("num_classes"):
             problems.append(f"labels: cache has {inv.get('num_classes')} classes, {lang_dir} {lang.num_classes}")
         if inv.get("fingerprint") and lang.fingerprint != inv["fingerprint"]:
