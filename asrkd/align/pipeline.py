@@ -38,7 +38,7 @@ from asrkd.align.treebuild import TreeConfig, build_tree, leaf_gmm
 from asrkd.align.treestats import accumulate_tree_stats
 from asrkd.align.triphone import alignment_loglik, train_triphone
 from asrkd.config import from_dict, load_config, save_config, to_dict
-from asrkd.data.datadir import read_table
+from asrkd.data.datadir import read_num_frames, read_table
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, atomic_write_text, is_done, mark_done, remove_tree
 from asrkd.framestore import FrameStore
@@ -96,7 +96,7 @@ def write_outputs(
     path through ``graphs``) and report.json; ``failed`` checked by :func:`check_failures` first."""
     lang = inv.lang
     out = labels_dir(data_dir, name)
-    expected = {u: int(n) for u, n in read_table(data_dir / "utt2num_frames").items()}
+    expected = read_num_frames(data_dir)
     check_failures(data_dir, failed, len(expected), policy)
     write_labels(out, ((u, alis[u].classes) for u in sorted(alis)), failed, inv.num_classes,
                  inv.fingerprint, feats_fp, source, expected)
@@ -220,7 +220,7 @@ def align_with_model(data_dir: Path, lang_dir: Path, name: str, model_path: Path
         fe = dataclasses.replace(fe, floor_percentile=0.0)
     else:
         floor = np.asarray(floor, dtype=np.float32)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     feats, feats_fp, _ = load_features(data_dir, utts, fe, floor)
     if feats_fp != meta.get("feats_fingerprint"):
         raise AsrkdError(f"{data_dir}/feats were computed with another feature config than {model_path}'s training set")
@@ -242,7 +242,7 @@ def align_set(data_dir: Path, name: str, inv: Inventory, have_feats: set[str], s
     """Align every utterance of ``data_dir`` (those in ``have_feats``; the others fail as
     no-features) with any model's ``score_fn`` on ``inv``'s graphs, and write the outputs."""
     texts = read_table(data_dir / "text", allow_empty_value=True)
-    utts = sorted(read_table(data_dir / "utt2num_frames"))
+    utts = sorted(read_num_frames(data_dir))
     graphs, failed = make_graphs(inv.lang, texts, [u for u in utts if u in have_feats], inv.tree)
     failed.update({u: "no-features" for u in utts if u not in have_feats})
     alis, f2 = align_utterances(sorted(graphs), graphs, score_fn, desc=desc)

@@ -24,7 +24,7 @@ import numpy as np
 from asrkd.config import save_config
 from asrkd.data.datadir import feats_dir, read_table
 from asrkd.decode.build import build_decoder
-from asrkd.decode.decoder import DecodeConfig, Decoder
+from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
@@ -42,13 +42,16 @@ PosteriorFn = Callable[[np.ndarray], np.ndarray]
 FRAME_SHIFT_S = 0.01
 
 
-def _log_posteriors(posterior_fn: PosteriorFn, decoder: Decoder, data_dir: Path, utts: Sequence[str] | None = None,
-                    desc: str = "posteriors") -> dict[str, np.ndarray]:
+def _log_posteriors(posterior_fn: PosteriorFn, data_dir: Path, utts: Sequence[str] | None = None,
+                    desc: str = "posteriors",
+                    to_log: Callable[[np.ndarray], np.ndarray] = log_posteriors) -> dict[str, np.ndarray]:
+    """``{utt: (frames, C) log-posteriors}`` of ``data_dir``; ``to_log`` takes the posteriors to the
+    decoder's classes (a unit-LM decoder on a tied-state model folds pdfs into unit states)."""
     store = FrameStore(feats_dir(data_dir))
     keys = store.keys() if utts is None else [u for u in utts if u in store]
     out = {}
     for u in progress(keys, total=len(keys), desc=desc):
-        out[u] = decoder.log_posteriors(posterior_fn(np.asarray(store[u])))
+        out[u] = to_log(posterior_fn(np.asarray(store[u])))
     return out
 
 
@@ -95,7 +98,7 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
     sweep_info: dict[str, Any] | None = None
     if dev_dir is not None:
         dev_refs = _refs(dev_dir)
-        dev_lp = _log_posteriors(posterior_fn, decoder, dev_dir, desc="dev posteriors")
+        dev_lp = _log_posteriors(posterior_fn, dev_dir, desc="dev posteriors", to_log=decoder.log_posteriors)
         dev_ll = {u: decoder.loglik(lp) for u, lp in dev_lp.items()}
         best = sweep(decoder, dev_ll, dev_refs, cfg.sweep_lm_weights, cfg.sweep_insertion_penalties)
         lm_weight, penalty = best.lm_weight, best.insertion_penalty
@@ -106,7 +109,7 @@ def evaluate_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, decod
     save_config(replace(cfg, lm_weight=lm_weight, insertion_penalty=penalty), out_dir / "decode_config.yaml")
 
     refs = _refs(eval_dir)
-    log_posts = _log_posteriors(posterior_fn, decoder, eval_dir)
+    log_posts = _log_posteriors(posterior_fn, eval_dir, to_log=decoder.log_posteriors)
     missing = sorted(set(refs) - set(log_posts))
     if missing:
         log.warning("%d utterance(s) of %s have no features; scored as empty hypotheses", len(missing), eval_dir)
