@@ -3,7 +3,7 @@
 # The experiment's design (which models, on which data, with which seeds, configs and caches,
 # evaluated how) is asrkd/experiment/plan.py, its paths asrkd/experiment/layout.py: run_plan runs
 # the commands of a step of it; `asrkd recipe-plan --conf DIR [STEP]` prints them all.
-# Stages: 1 features, 2 units, 3 alignment, 4 teachers + baselines, 5 soft-target cache,
+# Stages: 1 features, 2 units, 3 alignment + word graph, 4 teachers + baselines, 5 soft-target cache,
 # 6 students, 7 temperature sweep and the other cache format*, 8 small-data experiment*,
 # 9 evaluation, 10 report (*: --extra true).
 
@@ -17,8 +17,8 @@ if stage 2 "units: label inventory data/lang"; then
   run_plan units
 fi
 
-if stage 3 "alignment: flat-start aligner on train; dev and test aligned by it (before any teacher)"; then
-  run_plan alignment
+if stage 3 "alignment: flat-start aligner on train (tied states when align.yaml asks); dev and test aligned by it (before any teacher); the word decoding graph"; then
+  run_plan alignment graph
 fi
 
 if stage 4 "teachers 1..$num_teachers and $num_seeds baseline(s) (hard labels, teacher size, seeds from $baseline_seed; transfer copies: $transfer_copies)"; then

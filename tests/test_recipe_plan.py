@@ -119,3 +119,23 @@ def test_every_recipe_conf_loads() -> None:
         r = Recipe.load(conf)
         assert r.temperature > 0 and r.cfg.num_teachers >= 1, conf
         assert plan_lines(r)[-1] == "report run asrkd report exp"
+
+
+def test_tied_states_and_the_word_graph_reach_every_consumer() -> None:
+    """With triphones in align.yaml, dev/test alignment, the caches and the word graph are made
+    on data/lang_tri; WER decodes through data/graph (or the unit n-gram when asked)."""
+    tied = Recipe(RecipeConfig(num_teachers=2), CONF, 2.0, tied=True)
+    align = [_argv(j) for j in STEPS["alignment"](tied)]
+    assert "--tied-lang data/lang_tri data/train data/lang" in align[0]
+    assert all(c.endswith("data/lang_tri") for c in align[1:]) and len(align) == 3
+    assert [_argv(j) for j in STEPS["graph"](tied)] == ["asrkd mkgraph data/lang_tri data/graph --arpa data/lm/lm.arpa"]
+    assert "--lang data/lang_tri " in _argv(STEPS["cache"](tied)[0])
+    ensemble = [_argv(j) for j in STEPS["evaluation"](tied) if isinstance(j, Job) and "exp/ensemble/" in _argv(j)]
+    assert len(ensemble) == 2 and all("--graph data/graph --prior-labels data/train/labels/ali" in c for c in ensemble)
+    assert "--dev data/dev" in ensemble[0] and "--decode-config exp/ensemble/eval_dev/decode_config.yaml" in ensemble[1]
+
+    mono = Recipe(RecipeConfig(num_teachers=2, wer_decoder="unit-lm"), CONF, 2.0)
+    assert "--tied-lang" not in _argv(STEPS["alignment"](mono)[0]) and STEPS["graph"](mono) == []
+    assert "--lang data/lang " in _argv(STEPS["cache"](mono)[0])
+    evals = [_argv(j) for j in STEPS["evaluation"](mono) if isinstance(j, Job)]
+    assert any("--lang data/lang --train-data data/train" in c for c in evals) and not any("--graph" in c for c in evals)

@@ -24,7 +24,7 @@ def add_force_arg(p: argparse.ArgumentParser) -> None:
 
 def _device_spec(value: str) -> str:
     from asrkd.errors import AsrkdError
-    from asrkd.inference.device import check_device_spec
+    from asrkd.inference.spec import check_device_spec
 
     try:
         return check_device_spec(value)
@@ -42,7 +42,7 @@ def add_device_arg(p: argparse.ArgumentParser) -> None:
 def add_precision_arg(p: argparse.ArgumentParser, help: str) -> None:  # noqa: A002 - argparse's name
     """``--precision auto|bf16|fp16|fp32`` of inference (resolved by
     :func:`asrkd.inference.device.resolve_precision` for the device)."""
-    from asrkd.inference.device import PRECISIONS
+    from asrkd.inference.spec import PRECISIONS
 
     p.add_argument("--precision", choices=PRECISIONS, default="auto", help=help)
 

@@ -13,7 +13,7 @@ HELP = "run N teachers once over a data set and cache the combined tempered post
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_no_verify_arg(p)
-    from asrkd.inference.ensemble import COMBINE_RULES
+    from asrkd.inference.spec import COMBINE_RULES
     from asrkd.softtargets.cache import DEFAULT_SHARD_FRAMES
     from asrkd.softtargets.formats import DEFAULT_K, FORMATS
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from asrkd.commands._common import add_device_arg, add_force_arg, add_no_verify_arg, add_precision_arg
+from asrkd.inference.spec import COMBINE_RULES
 
 if TYPE_CHECKING:
     from asrkd.decode.wer import WerSetup
@@ -20,8 +21,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_no_verify_arg(p)
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt); repeat for an ensemble")
-    from asrkd.inference.ensemble import COMBINE_RULES
-
     p.add_argument("--combine", choices=COMBINE_RULES, default="mean",
                    help="how an ensemble combines posteriors")
     p.add_argument("--feats", required=True, type=Path, help="data dir to evaluate on (data/<set>)")
@@ -50,6 +49,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asrkd.decode.status import decoder_tag, wer_complete
+    from asrkd.evaluation.status import frame_accuracy_complete
+
+    # The library's own skip rules, asked before torch is imported: a complete evaluation
+    # (a rerun of a recipe) then costs milliseconds instead of torch's start-up.
+    wer = args.graph is not None or args.lang is not None
+    if frame_accuracy_complete(args.out, args.force) and (
+            not wer or wer_complete(args.out, decoder_tag(args.graph), args.force)):
+        return 0
     from asrkd.evaluation.evaluate import write_frame_accuracy
     from asrkd.inference.device import resolve_device, resolve_precision
     from asrkd.inference.ensemble import ensemble_posteriors

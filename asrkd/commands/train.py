@@ -29,6 +29,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from asrkd.train.status import training_complete
+
+    if training_complete(args.out, args.force):  # asked before torch is imported (seconds)
+        return 0
     from asrkd.inference.device import resolve_device
     from asrkd.train.config import load_train_config
     from asrkd.train.loop import TrainData, train

@@ -19,7 +19,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("audio", nargs="+", help="audio files (any rate; resampled like the training data)")
     p.add_argument("--model", action="append", required=True, type=Path,
                    help="checkpoint (exp/<name>/final.pt) or a model of `asrkd export`; repeat for an ensemble")
-    from asrkd.inference.ensemble import COMBINE_RULES
+    from asrkd.inference.spec import COMBINE_RULES
 
     p.add_argument("--combine", choices=COMBINE_RULES, default="mean", help="ensemble combination")
     p.add_argument("--graph", type=Path, default=None,

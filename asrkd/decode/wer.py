@@ -26,9 +26,10 @@ from asrkd.data.datadir import feats_dir, read_table
 from asrkd.decode.build import build_decoder
 from asrkd.decode.decoder import DecodeConfig, Decoder, log_posteriors
 from asrkd.decode.priors import class_counts, log_priors, unseen_units
+from asrkd.decode.status import WER_DONE, decoder_tag, wer_complete
 from asrkd.decode.sweep import sweep
 from asrkd.errors import AsrkdError
-from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done, read_json
+from asrkd.fileio import atomic_write_json, clear_done, mark_done
 from asrkd.framestore import FrameStore
 from asrkd.lang.tied import load_inventory
 from asrkd.logs import progress
@@ -159,9 +160,6 @@ class WerSetup:
     nj: int = 1                  # graph decoding: utterances decoded in parallel (processes)
 
 
-WER_DONE = ".wer.done"  # completion marker of the WER step in an evaluation dir
-
-
 def write_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, setup: WerSetup,
               force: bool = False) -> dict[str, Any] | None:
     """The WER step of ``asrkd evaluate``: decode and score ``eval_dir`` into ``out_dir``
@@ -170,27 +168,16 @@ def write_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, setup: W
     same decoder is skipped (None is returned, ``posterior_fn`` is never called) unless ``force``;
     one by another decoder is refused."""
     out_dir = Path(out_dir)
-    graph_decoder = None
-    if setup.graph is not None:
-        from asrkd.decode.graph_wer import make_graph_decoder
-
-        graph_decoder = make_graph_decoder(setup.graph, setup.prior_labels, setup.decode.wfst)
-        tag = f"graph:{graph_decoder.graph.fingerprint}"
-    else:
-        if setup.lang is None or setup.train_data is None:
-            raise AsrkdError("WER needs --graph, or --lang with --train-data (the unit LM and word list)")
-        tag = "unit-lm"
-    if is_done(out_dir, WER_DONE) and not force:
-        done = read_json(out_dir / WER_DONE)
-        if done.get("decoder", "unit-lm") != tag:
-            raise AsrkdError(f"{out_dir} holds a WER from another decoder ({done.get('decoder', 'unit-lm')}); "
-                             "use another --out or --force")
-        log.info("%s: WER is complete; skipping (use --force to redo)", out_dir)
+    if setup.graph is None and (setup.lang is None or setup.train_data is None):
+        raise AsrkdError("WER needs --graph, or --lang with --train-data (the unit LM and word list)")
+    tag = decoder_tag(setup.graph)
+    if wer_complete(out_dir, tag, force):
         return None
     clear_done(out_dir, WER_DONE)
-    if graph_decoder is not None:
-        from asrkd.decode.graph_wer import evaluate_graph_wer
+    if setup.graph is not None:
+        from asrkd.decode.graph_wer import evaluate_graph_wer, make_graph_decoder
 
+        graph_decoder = make_graph_decoder(setup.graph, setup.prior_labels, setup.decode.wfst)
         result = evaluate_graph_wer(posterior_fn, eval_dir, out_dir, graph_decoder, setup.decode, setup.dev, setup.nj)
     else:
         decoder = make_decoder(setup.lang, setup.train_data, setup.prior_labels, setup.decode,

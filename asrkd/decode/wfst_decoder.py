@@ -26,6 +26,7 @@ network output was only ever pushed down, and dividing by a floored prior would 
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import tempfile
 from dataclasses import dataclass, field
@@ -125,9 +126,14 @@ class WfstDecoder:
             arcs = np.frombuffer(buf, dtype=_ARC, count=na, offset=off + 40 + ns * _STATE.itemsize)
             w = arcs["weight"]  # a view into buf
             w[arcs["olabel"] > 0] += np.float32(key)
-            path = Path(self._tmp.name) / f"HCLG.pen{len(self._graphs)}.fst"
+            # Forked decoding workers share the temporary directory: a name of this process's
+            # own (pid), so that two workers never write or read each other's half-written file.
+            path = Path(self._tmp.name) / f"HCLG.pen{len(self._graphs)}.{os.getpid()}.fst"
             path.write_bytes(bytes(buf))
-            self._graphs[key] = kaldifst.StdConstFst.read(str(path))
+            fst = kaldifst.StdConstFst.read(str(path))
+            if fst is None:
+                raise AsrkdError(f"could not read the graph with insertion penalty {key} back from {path}")
+            self._graphs[key] = fst
         return self._graphs[key]
 
     # -- search -------------------------------------------------------------------------------

@@ -15,9 +15,11 @@ import numpy as np
 import torch
 
 from asrkd.data.labelled import open_labelled_frames
-from asrkd.fileio import atomic_write_json, clear_done, is_done, mark_done
-from asrkd.inference.ensemble import CombineRule, combine_posteriors, member_log_posteriors
+from asrkd.fileio import atomic_write_json, clear_done, mark_done
+from asrkd.inference.ensemble import combine_posteriors, member_log_posteriors
+from asrkd.inference.spec import CombineRule
 from asrkd.inference.model import InferenceModel, check_models
+from asrkd.evaluation.status import FRAME_ACC_DONE, frame_accuracy_complete
 from asrkd.logs import progress
 
 log = logging.getLogger("asrkd.evaluation.evaluate")
@@ -50,9 +52,6 @@ def frame_accuracy(models: Sequence[InferenceModel], feats_dir: Path, labels_dir
     }
 
 
-FRAME_ACC_DONE = ".frame_acc.done"  # completion marker of the frame-accuracy step in an evaluation dir
-
-
 def write_frame_accuracy(load_models: Callable[[], Sequence[InferenceModel]], feats_dir: Path, labels_dir: Path,
                          out_dir: Path, combine: CombineRule = "mean", precision: str = "auto",
                          force: bool = False) -> dict[str, Any] | None:
@@ -60,8 +59,7 @@ def write_frame_accuracy(load_models: Callable[[], Sequence[InferenceModel]], fe
     ``out_dir/frame_acc.json``, then ``out_dir/.frame_acc.done``. A complete step is skipped
     (None is returned) unless ``force``; ``load_models`` is called only when there is work."""
     out_dir = Path(out_dir)
-    if is_done(out_dir, FRAME_ACC_DONE) and not force:
-        log.info("%s: frame accuracy is complete; skipping (use --force to redo)", out_dir)
+    if frame_accuracy_complete(out_dir, force):
         return None
     clear_done(out_dir, FRAME_ACC_DONE)
     models = load_models()

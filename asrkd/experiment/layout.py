@@ -6,7 +6,9 @@ The recipes' steps (:mod:`asrkd.experiment.plan`) write these paths and the repo
     <work>/
       data/{train,dev,test}/         Kaldi data dirs; feats/ utt2num_frames cmvn.json; labels/ali/
       data/lang/                     label inventory (asrkd make-units)
+      data/lang_tri/                 tied-state inventory (asrkd align with triphones: lang + decision tree)
       data/lm/                       word LM (asrkd train-lm, the recipe's stage 0)
+      data/graph/                    word decoding graph HCLG of the class inventory and the LM (asrkd mkgraph)
       data/train_aug<N>/             the transfer set: train + N augmented copies (own labels/ali)
       data/train_aug<N>_teachers/    the teachers' own copies (another seed), with teachers_on_copies
       data/train_frac<F>/            the seeded subset of train of the small-data experiment
@@ -34,7 +36,9 @@ from pathlib import Path
 
 DATA, EXP = "data", "exp"
 LANG = "lang"                  # data/lang
+LANG_TRI = "lang_tri"          # data/lang_tri (the tied states)
 LM = "lm"                      # data/lm
+GRAPH = "graph"                # data/graph
 ALI = "ali"                    # the aligner's label set: data/<set>/labels/ali
 CHECKPOINT = "final.pt"        # the model asrkd train keeps (best on dev)
 ALIGN_MODEL = "final.gmm.npz"  # the aligner asrkd align --exp keeps
@@ -102,8 +106,20 @@ class Layout:
         return self.data / LANG
 
     @property
+    def lang_tri(self) -> Path:
+        return self.data / LANG_TRI
+
+    def classes(self, tied: bool) -> Path:
+        """The class inventory the models predict: data/lang_tri with tied states, else data/lang."""
+        return self.lang_tri if tied else self.lang
+
+    @property
     def lm(self) -> Path:
         return self.data / LM
+
+    @property
+    def graph(self) -> Path:
+        return self.data / GRAPH
 
     def labels(self, data_dir: Path) -> Path:
         """The aligner's frame labels of a data dir."""

@@ -13,8 +13,12 @@ output is complete, so a rerun only does what is missing.
 
 Steps (the recipe stage that runs them):
 
-- ``features`` (1), ``units`` (2), ``alignment`` (3): the aligner is trained on train; dev and
-  test are aligned by it, before any teacher.
+- ``features`` (1), ``units`` (2), ``alignment`` (3): the aligner is trained on train (with
+  ``triphone.num_leaves`` in align.yaml: a tied-state system, its inventory data/lang_tri, on
+  which every model, cache and graph is then made); dev and test are aligned by it, before any
+  teacher.
+- ``graph`` (3): the word decoding graph HCLG of that inventory and stage 0's word LM (with
+  ``wer_decoder: graph``, the default; ``unit-lm`` decodes with a unit n-gram of train's text).
 - ``transfer-set`` (4, 5): with ``transfer_copies`` N > 0, train + N augmented copies, on which
   the baselines and students train and the soft targets are cached; with ``teachers_on_copies``
   the teachers get N copies of their own, drawn with another seed, so the transfer set's copies
@@ -74,15 +78,26 @@ class Recipe:
     cfg: RecipeConfig   # conf/recipe.yaml
     conf: Path          # the conf directory (teacher.yaml, student.yaml, ... live there)
     temperature: float  # the students' T (conf/student.yaml), the main cache's too
+    tied: bool = False  # the aligner grows tied triphone states (conf/align.yaml triphone.num_leaves > 0)
     lay: Layout = Layout()  # relative to the work directory, where the commands run
 
     @classmethod
     def load(cls, conf: Path, overrides: Sequence[str] = ()) -> "Recipe":
+        from asrkd.align.config import AlignConfig
+        from asrkd.config import load_config
         from asrkd.train.config import load_train_config
 
         conf = Path(conf)
         student = load_train_config(conf / "student.yaml")
-        return cls(load_recipe_config(conf / RECIPE_YAML, list(overrides)), conf, student.loss.temperature)
+        # A conf dir for later stages only (no align.yaml) runs on data/lang.
+        align = conf / "align.yaml"
+        tied = align.is_file() and load_config(AlignConfig, align).triphone.num_leaves > 0
+        return cls(load_recipe_config(conf / RECIPE_YAML, list(overrides)), conf, student.loss.temperature, tied)
+
+    @property
+    def classes(self) -> Path:
+        """The class inventory every model, cache and graph is made on (data/lang or data/lang_tri)."""
+        return self.lay.classes(self.tied)
 
     # ---- who trains on what --------------------------------------------------------------
     @property
@@ -130,7 +145,7 @@ class Recipe:
         runs ``nj`` workers itself)."""
         models = [a for m in self.teachers for a in ("--model", m)]
         return Job(_asrkd("cache-targets", *models, "--feats", self.kd_data, "--T", float(t), "--format",
-                          storage or self.cfg.cache_format, "--k", self.cfg.cache_k, "--lang", self.lay.lang,
+                          storage or self.cfg.cache_format, "--k", self.cfg.cache_k, "--lang", self.classes,
                           "--nj", self.cfg.nj, "--out", out))
 
     def eval_frames(self, out: Path, data: Path, labels: Path, models: Sequence[Path], log: Path | None,
@@ -147,8 +162,11 @@ class Recipe:
         lay = self.lay
         data, train = lay.split(split), lay.split("train")
         decode: list[object] = []
-        if wer:
+        if wer and self.cfg.wer_decoder == "graph":
+            decode = ["--graph", lay.graph, "--prior-labels", lay.labels(train), "--nj", self.cfg.nj]
+        elif wer:
             decode = ["--lang", lay.lang, "--train-data", train, "--prior-labels", lay.labels(train)]
+        if wer:
             decode += (["--dev", lay.split("dev"), "--decode-config", self.conf / "decode.yaml"] if split == "dev" else
                        ["--decode-config", L.eval_dir(system, "dev") / "decode_config.yaml"])
         return self.eval_frames(L.eval_dir(system, split), data, lay.labels(data), models, system / "eval.log", *decode)
@@ -175,10 +193,20 @@ def alignment(r: Recipe) -> Step:
     lay = r.lay
     # An utterance that cannot be aligned is left out (a WARNING each, listed in labels/ali/failed).
     skip = ("--skip-unalignable", "--max-skip-fraction", r.cfg.max_unaligned)
-    return [Job(_asrkd("align", "--config", r.conf / "align.yaml", "--exp", lay.align, "--name", L.ALI, *skip,
+    tied = ("--tied-lang", lay.lang_tri) if r.tied else ()
+    return [Job(_asrkd("align", "--config", r.conf / "align.yaml", "--exp", lay.align, "--name", L.ALI, *skip, *tied,
                        lay.split("train"), lay.lang)),
-            *(Job(_asrkd("align", "--model", lay.align / L.ALIGN_MODEL, "--name", L.ALI, *skip, lay.split(s), lay.lang))
+            *(Job(_asrkd("align", "--model", lay.align / L.ALIGN_MODEL, "--name", L.ALI, *skip, lay.split(s), r.classes))
               for s in ("dev", "test"))]
+
+
+def graph(r: Recipe) -> Step:
+    """The word decoding graph of the class inventory (its tree) and the word LM of stage 0."""
+    if r.cfg.wer_decoder != "graph":
+        return []
+    from asrkd.lm.train import ARPA_NAME
+
+    return [Job(_asrkd("mkgraph", r.classes, r.lay.graph, "--arpa", r.lay.lm / ARPA_NAME))]
 
 
 def transfer_set(r: Recipe) -> Step:
@@ -271,7 +299,7 @@ def report(r: Recipe) -> Step:
 
 
 STEPS: dict[str, Callable[[Recipe], Step]] = {
-    "features": features, "units": units, "alignment": alignment, "transfer-set": transfer_set,
+    "features": features, "units": units, "alignment": alignment, "graph": graph, "transfer-set": transfer_set,
     "teachers-and-baselines": teachers_and_baselines, "cache": cache, "students": students, "sweep": sweep,
     "other-format": other_format, "small-data": small_data, "evaluation": evaluation, "report": report,
 }

@@ -36,6 +36,7 @@ class RecipeConfig:
     sweep_temperatures: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)  # the temperature sweep (stage 7)
     small_fraction: float = 0.03       # the small-data experiment (stage 8): share of the training utterances
     max_unaligned: float = 0.05        # alignment stops the recipe when a set loses more than this share of its utterances
+    wer_decoder: Literal["graph", "unit-lm"] = "graph"  # WER through the word graph (lexicon + data/lm) or the unit n-gram
     synth_preset: str = "default"      # synth recipe only: data_prep.synth preset (tiny | default | large)
     synth_seed: int = 1                # synth recipe only: corpus seed (same seed, byte-identical corpus)
 

@@ -15,26 +15,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 from typing import Any, ContextManager
 
 import torch
 
 from asrkd.errors import AsrkdError
+from asrkd.inference.spec import PRECISIONS, check_device_spec
 
-DEVICES_HELP = "auto|cpu|cuda[:N]"
-PRECISIONS: tuple[str, ...] = ("auto", "bf16", "fp16", "fp32")
 CPU = torch.device("cpu")
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-def check_device_spec(spec: str) -> str:
-    """``spec`` unchanged if it is ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; AsrkdError otherwise
-    (syntax only: whether that GPU exists is :func:`resolve_device`'s question)."""
-    if not isinstance(spec, str) or not _DEVICE_RE.match(spec):
-        raise AsrkdError(f"device must be one of auto, cpu, cuda, cuda:N; got {spec!r}")
-    return spec
 
 
 def resolve_device(spec: str | torch.device = "auto") -> torch.device:

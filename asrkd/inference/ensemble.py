@@ -15,7 +15,7 @@ precision loss.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,9 +24,8 @@ from asrkd.errors import AsrkdError
 from asrkd.inference.export import ExportedModel
 from asrkd.inference.forward import frame_log_posteriors
 from asrkd.inference.model import InferenceModel
+from asrkd.inference.spec import COMBINE_RULES, CombineRule
 
-CombineRule = Literal["mean", "geometric"]
-COMBINE_RULES: tuple[str, ...] = ("mean", "geometric")
 
 
 def combine_logits(logits: Sequence[torch.Tensor], T: float, rule: str = "mean") -> torch.Tensor:

@@ -32,7 +32,8 @@ import torch
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
-from asrkd.inference.ensemble import COMBINE_RULES, combine_logits
+from asrkd.inference.ensemble import combine_logits
+from asrkd.inference.spec import COMBINE_RULES
 from asrkd.logs import progress
 from asrkd.softtargets.checksums import (
     check_meta_checksum,

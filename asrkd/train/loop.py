@@ -25,7 +25,7 @@ from asrkd.config import save_config, to_dict
 from asrkd.data.labelled import open_labelled_frames
 from asrkd.errors import AsrkdError
 from asrkd.features.inputnorm import training_input_norm
-from asrkd.fileio import atomic_write_json, atomic_write_text, clear_done, is_done, mark_done
+from asrkd.fileio import atomic_write_json, atomic_write_text, clear_done, mark_done
 from asrkd.inference.device import autocast, resolve_device, resolve_precision
 from asrkd.inference.model import load_checkpoint
 from asrkd.logs import add_log_file, progress
@@ -35,6 +35,7 @@ from asrkd.train.config import TrainConfig
 from asrkd.train.data import FrameLoader, SoftSource, eval_batches
 from asrkd.train.distributed import all_reduce_sum, barrier, init_distributed
 from asrkd.train.schedule import LRSchedule
+from asrkd.train.status import training_complete
 from asrkd.train.step import Stepper, make_optimizer
 
 log = logging.getLogger("asrkd.train")
@@ -137,8 +138,7 @@ def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False,
     """Train one model into ``out`` (see the module docstring) on ``device`` (auto|cpu|cuda[:N]);
     returns the per-epoch metrics."""
     out = Path(out)
-    if is_done(out) and not force:
-        log.info("%s is complete; skipping (use --force to retrain)", out)
+    if training_complete(out, force):
         return load_checkpoint(out / FINAL)["metrics"]
     threads = torch.get_num_threads()
     if cfg.num_threads > 0:
