@@ -273,3 +273,40 @@ def test_graph_wer_end_to_end_in_parallel(tmp_path: Path) -> None:
         if rank == "1":
             best[utt] = " ".join(words)
     assert best == {u: t for u, t in sets["test"].items()}
+
+
+def test_decoding_workers_die_with_their_parent(tmp_path: Path) -> None:
+    """A killed `asrkd evaluate` leaves no graph-decoding worker behind (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("PR_SET_PDEATHSIG is Linux's")
+    pids = tmp_path / "pids"
+    script = (
+        "import os, time\n"
+        "from asrkd.decode.graph_wer import ParallelDecoder\n"
+        "pd = ParallelDecoder(object(), nj=2)\n"
+        "busy = [pd.pool.apply_async(time.sleep, (60,)) for _ in range(2)]  # both workers mid-task\n"
+        "time.sleep(0.5)\n"
+        f"open({str(pids)!r}, 'w').write(' '.join(str(p.pid) for p in pd.pool._pool))\n"
+        "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=Path(__file__).resolve().parents[1])
+    for _ in range(200):
+        if pids.is_file() and pids.read_text().strip():
+            break
+        time.sleep(0.05)
+    workers = [int(p) for p in pids.read_text().split()]
+    assert len(workers) == 2
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    alive = workers
+    while alive and time.time() < deadline:
+        time.sleep(0.1)
+        alive = [w for w in workers if os.path.exists(f"/proc/{w}") and
+                 Path(f"/proc/{w}/stat").read_text().split()[2] != "Z"]
+    assert alive == [], f"workers {alive} outlived their killed parent"

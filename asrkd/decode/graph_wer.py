@@ -45,6 +45,18 @@ def _decode_one(task: tuple[str, np.ndarray, float, float, int]) -> tuple[str, W
     return utt, hyp, secs, nb
 
 
+def _die_with_parent() -> None:
+    """Worker initialiser: on Linux, ask for SIGTERM when the parent dies, so that a killed
+    ``asrkd evaluate`` (a timeout, Ctrl-C on the recipe) leaves no decoder running on alone."""
+    import ctypes
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux/glibc: the pool's own shutdown still ends the workers
+
+
 class ParallelDecoder:
     """Decode ``{utt: scaled log-likelihoods}`` with ``nj`` forked workers (1: in this process)."""
 
@@ -54,7 +66,7 @@ class ParallelDecoder:
             raise AsrkdError(f"--nj must be >= 1, got {nj}")
         self.decoder = decoder
         _WORKER = decoder
-        self.pool = multiprocessing.get_context("fork").Pool(nj) if nj > 1 else None
+        self.pool = multiprocessing.get_context("fork").Pool(nj, initializer=_die_with_parent) if nj > 1 else None
 
     def __enter__(self) -> "ParallelDecoder":
         return self
