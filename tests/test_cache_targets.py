@@ -91,7 +91,7 @@ def test_killed_run_resumes_byte_identical(tmp_path: Path) -> None:
 def test_jobs_and_torchrun_ranks_write_the_same_cache(tmp_path: Path) -> None:
     make_data_dir(tmp_path / "train")
     args = ["cache-targets", *teacher_args(tmp_path), "--feats", str(tmp_path / "train"), "--T", "2",
-            "--k", "5", "--shard-frames", "150", "--precision", "fp32"]
+            "--format", "topk", "--k", "5", "--shard-frames", "150", "--precision", "fp32"]
     assert main(args + ["--out", str(tmp_path / "one")]) == 0
     meta = read_json(tmp_path / "one" / "meta.json")
     assert meta["T"] == 2.0 and meta["k"] == 5 and meta["storage"] == "topk" and meta["combine"] == "mean"

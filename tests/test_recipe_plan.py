@@ -68,7 +68,8 @@ def test_teachers_on_copies_get_their_own_seed() -> None:
 
 def test_every_path_of_the_plan_is_the_layouts() -> None:
     """Models, caches and evaluations are where the report looks for them."""
-    r = _recipe(num_teachers=2, num_seeds=2, student_seed=200, transfer_copies=1, sweep_temperatures=(1.0, 2.0))
+    r = _recipe(num_teachers=2, num_seeds=2, student_seed=200, transfer_copies=1, sweep_temperatures=(1.0, 2.0),
+                cache_format="dense")
     lay = Layout()
     outs = {j.argv[j.argv.index("--out") + 1] for step in STEPS.values() for j in step(r)
             if isinstance(j, Job) and "--out" in j.argv}
@@ -102,7 +103,7 @@ def test_recipe_conf_prints_typed_shell_assignments(tmp_path: Path, capsys: pyte
     assert "teachers_on_copies=true\n" in out
     env = subprocess.run(["bash", "-c", f'eval "$1"; echo "$synth_preset|$cache_format"', "_", out],
                          capture_output=True, text=True, check=True).stdout
-    assert env == "it's|dense\n"  # shell-safe; defaults for what the file leaves out
+    assert env == "it's|auto\n"  # shell-safe; defaults for what the file leaves out
     assert main(["recipe-conf", str(f), "num_teachers"]) == 0 and capsys.readouterr().out == "3\n"
     f.write_text("num_teachres: 3\n")
     with pytest.raises(AsrkdError, match="valid keys"):
@@ -139,3 +140,43 @@ def test_tied_states_and_the_word_graph_reach_every_consumer() -> None:
     assert "--lang data/lang " in _argv(STEPS["cache"](mono)[0])
     evals = [_argv(j) for j in STEPS["evaluation"](mono) if isinstance(j, Job)]
     assert any("--lang data/lang --train-data data/train" in c for c in evals) and not any("--graph" in c for c in evals)
+
+
+def _cache_jobs(r: Recipe, step: str) -> list[str]:
+    return [_argv(j) for j in STEPS[step](r) if isinstance(j, Job) and j.argv[1] == "cache-targets"]
+
+
+def test_cache_format_auto_is_resolved_by_cache_targets_from_the_inventory() -> None:
+    """auto (the default) is handed to cache-targets with its threshold; the other-format step,
+    planned before the inventory exists, asks for the format auto does not choose."""
+    r = _recipe(num_teachers=2)
+    assert r.cfg.cache_format == "auto" and r.cfg.cache_dense_max_classes == 512
+    assert "--format auto --dense-max-classes 512 --k 20 " in _cache_jobs(r, "cache")[0]
+    (other,) = _cache_jobs(r, "other-format")
+    assert "--format other-than-auto --dense-max-classes 512 " in other
+    assert other.endswith("--out exp/format/other-than-auto/cache")
+    students = [_argv(j) for j in STEPS["other-format"](r) if isinstance(j, Job) and j.argv[1] == "train"]
+    assert students and all("--soft-targets exp/format/other-than-auto/cache " in c for c in students)
+    assert "--dense-max-classes 1000 " in _cache_jobs(_recipe(cache_dense_max_classes=1000), "cache")[0]
+    # An explicit format is kept (no threshold); the other step is the other one.
+    dense = _recipe(num_teachers=2, cache_format="dense")
+    assert "--format dense --k 20 " in _cache_jobs(dense, "cache")[0]
+    assert "--format topk --k 20 " in _cache_jobs(dense, "other-format")[0]
+    assert "--format dense --k 20 " in _cache_jobs(_recipe(cache_format="topk"), "other-format")[0]
+    with pytest.raises(AsrkdError, match="cache_dense_max_classes"):
+        from asrkd.config import from_dict
+
+        from_dict(RecipeConfig, {"cache_dense_max_classes": 0})
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda:1"])
+def test_the_device_setting_reaches_train_cache_targets_and_evaluate(device: str) -> None:
+    r = _recipe(num_teachers=2, transfer_copies=1, device=device)
+    jobs = [j for step in STEPS.values() for j in step(r) if isinstance(j, Job)]
+    kinds = {j.argv[1] for j in jobs}
+    assert {"train", "cache-targets", "evaluate"} <= kinds
+    for j in jobs:
+        with_device = j.argv[1] in ("train", "cache-targets", "evaluate")
+        assert (f"--device {device} " in _argv(j)) == with_device, _argv(j)
+    with pytest.raises(AsrkdError, match="device must be"):
+        RecipeConfig(device="gpu")

@@ -15,7 +15,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_no_verify_arg(p)
     from asrkd.inference.spec import COMBINE_RULES
     from asrkd.softtargets.cache import DEFAULT_SHARD_FRAMES
-    from asrkd.softtargets.formats import DEFAULT_K, FORMATS
+    from asrkd.softtargets.choice import DENSE_MAX_CLASSES, FORMAT_CHOICES
+    from asrkd.softtargets.formats import DEFAULT_K
 
     p.add_argument("--model", action="append", required=True, metavar="CKPT",
                    help="teacher checkpoint (repeat for each ensemble member), e.g. exp/t1/final.pt")
@@ -24,7 +25,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--T", type=float, required=True, help="temperature of the soft targets")
     p.add_argument("--combine", choices=COMBINE_RULES, default="mean",
                    help="ensemble rule: arithmetic mean of probabilities or normalised geometric mean")
-    p.add_argument("--format", choices=FORMATS, default="topk", help="top-k + tail mass, or dense fp16")
+    p.add_argument("--format", choices=FORMAT_CHOICES, default="auto",
+                   help="top-k + tail mass, or dense fp16; auto: top-k when the inventory has more than "
+                        "--dense-max-classes classes, else dense; other-than-auto: the one auto does not choose")
+    p.add_argument("--dense-max-classes", type=int, default=DENSE_MAX_CLASSES,
+                   help="auto: dense fp16 up to this many classes, top-k above")
     p.add_argument("--k", type=int, default=DEFAULT_K, help="classes kept per frame (topk)")
     p.add_argument("--out", required=True, type=Path, metavar="CACHE_DIR", help="cache directory to write")
     p.add_argument("--lang", type=Path, default=None, help="data/lang to check the label inventory against")
@@ -49,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         cache_targets(
             args.model, args.feats, args.out, T=args.T, combine=args.combine, storage=args.format,
-            k=args.k, precision=args.precision, device=args.device, nj=args.nj, shard_frames=args.shard_frames,
+            k=args.k, dense_max_classes=args.dense_max_classes, precision=args.precision, device=args.device, nj=args.nj, shard_frames=args.shard_frames,
             lang_dir=args.lang, force=args.force,
         )
     finally:

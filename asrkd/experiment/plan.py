@@ -51,6 +51,7 @@ from asrkd.errors import AsrkdError
 from asrkd.experiment import layout as L
 from asrkd.experiment.layout import Layout
 from asrkd.experiment.recipe import RECIPE_YAML, RecipeConfig, load_recipe_config
+from asrkd.softtargets.choice import FORMATS, OTHER_THAN_AUTO
 
 SPLITS = ("train", "dev", "test")
 
@@ -138,22 +139,26 @@ class Recipe:
             args += ["--soft-targets", soft_targets]
         if temperature is not None:
             args += ["--set", f"loss.temperature={float(temperature)}"]
-        return Job(_asrkd(*args, "--out", out), out / "run.log")
+        return Job(_asrkd(*args, "--device", self.cfg.device, "--out", out), out / "run.log")
 
     def cache_targets(self, out: Path, t: float, storage: str | None = None) -> Job:
         """The ensemble's combined posteriors at ``t`` on the students' data (foreground: it
         runs ``nj`` workers itself)."""
         models = [a for m in self.teachers for a in ("--model", m)]
+        storage = storage or self.cfg.cache_format
+        # auto and other-than-auto are resolved by cache-targets from the teachers' class count.
+        chosen = ["--dense-max-classes", self.cfg.cache_dense_max_classes] if storage not in FORMATS else []
         return Job(_asrkd("cache-targets", *models, "--feats", self.kd_data, "--T", float(t), "--format",
-                          storage or self.cfg.cache_format, "--k", self.cfg.cache_k, "--lang", self.classes,
-                          "--nj", self.cfg.nj, "--out", out))
+                          storage, *chosen, "--k", self.cfg.cache_k, "--lang", self.classes,
+                          "--nj", self.cfg.nj, "--device", self.cfg.device, "--out", out))
 
     def eval_frames(self, out: Path, data: Path, labels: Path, models: Sequence[Path], log: Path | None,
                     *wer: object) -> Job:
         """``asrkd evaluate``: frame accuracy of the model(s) on ``data`` into ``out`` (and the
         ``wer`` options); ``log`` None: in the foreground."""
         models_args = [a for m in models for a in ("--model", m)]
-        return Job(_asrkd("evaluate", *models_args, "--feats", data, "--labels", labels, "--out", out, *wer), log)
+        return Job(_asrkd("evaluate", *models_args, "--feats", data, "--labels", labels, "--device", self.cfg.device,
+                          "--out", out, *wer), log)
 
     def eval_model(self, system: Path, models: Sequence[Path], split: str, wer: bool) -> Job:
         """Evaluation of a system (one model, or the ensemble) on dev or test into
@@ -254,7 +259,12 @@ def sweep(r: Recipe) -> Step:
 
 def other_format(r: Recipe) -> Step:
     """The main students again on the other storage format of the same ensemble at the same T."""
-    storage = "topk" if r.cfg.cache_format == "dense" else "dense"
+    # With cache_format auto the main format depends on the class inventory, which does not exist
+    # yet when the plan is made (recipes/experiment.sh plans every stage up front, before the
+    # aligner makes data/lang_tri): cache-targets resolves "other-than-auto" at run time, from the
+    # teachers' class count, and the report reads the format from the cache's meta.json
+    # (exp/format/other-than-auto/cache).
+    storage = {"dense": "topk", "topk": "dense"}.get(r.cfg.cache_format, OTHER_THAN_AUTO)
     name = L.format_name(storage, r.cfg.cache_k)
     lay = r.lay
     step: Step = [r.cache_targets(lay.format_cache(name), r.temperature, storage)]

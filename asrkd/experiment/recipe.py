@@ -14,10 +14,11 @@ import shlex
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from asrkd.config import load_config, to_dict
 from asrkd.errors import AsrkdError
+from asrkd.inference.spec import check_device_spec
 
 RECIPE_YAML = "recipe.yaml"
 
@@ -31,14 +32,20 @@ class RecipeConfig:
     student_seed: int = 0              # student_s<k> uses seed student_seed + k - 1
     transfer_copies: int = 0           # > 0: baselines, students and the cache on train + N augmented copies
     teachers_on_copies: bool = False   # with transfer_copies > 0: the teachers train on N copies of their own
-    cache_format: Literal["dense", "topk"] = "dense"  # soft-target cache: dense fp16 (small inventories) or top-k
+    cache_format: Literal["auto", "dense", "topk"] = "auto"  # soft-target cache: dense fp16, top-k, or auto: top-k above cache_dense_max_classes classes
+    cache_dense_max_classes: int = 512  # cache_format auto: dense up to this many classes (the inventory's), top-k above
     cache_k: int = 20                  # classes kept per frame with topk
     sweep_temperatures: tuple[float, ...] = (1.0, 2.0, 5.0, 10.0)  # the temperature sweep (stage 7)
     small_fraction: float = 0.03       # the small-data experiment (stage 8): share of the training utterances
     max_unaligned: float = 0.05        # alignment stops the recipe when a set loses more than this share of its utterances
     wer_decoder: Literal["graph", "unit-lm"] = "graph"  # WER through the word graph (lexicon + data/lm) or the unit n-gram
+    device: str = "auto"               # --device of train, cache-targets and evaluate: auto (a GPU when CUDA is available) | cpu | cuda[:N]
     synth_preset: str = "default"      # synth recipe only: data_prep.synth preset (tiny | default | large)
     synth_seed: int = 1                # synth recipe only: corpus seed (same seed, byte-identical corpus)
+    RANGES: ClassVar[dict[str, str]] = {"cache_dense_max_classes": "[1, inf)"}
+
+    def __post_init__(self) -> None:
+        check_device_spec(self.device)
 
 
 def _list_override(item: str) -> str:

@@ -9,6 +9,9 @@ class id, so encoding is deterministic. Bytes per frame: ``k * (id bytes + 2) + 
 
 ``dense`` (small inventories): the whole distribution as fp16, ``2 * C`` bytes per frame.
 
+Which of the two a cache uses (``auto``: by the inventory's size) is
+:mod:`asrkd.softtargets.choice`.
+
 How the loss treats the tail is documented in :mod:`asrkd.train.loss`.
 :class:`SoftTargets` is the in-memory form of a batch's targets, decoded from either format.
 """
@@ -23,6 +26,7 @@ import torch
 
 from asrkd.errors import AsrkdError
 from asrkd.inference.device import to_device
+from asrkd.softtargets.choice import FORMATS
 
 @dataclass
 class SoftTargets:
@@ -56,7 +60,6 @@ class SoftTargets:
         return self.apply(lambda t: t[index])
 
 
-FORMATS: tuple[str, ...] = ("topk", "dense")
 DEFAULT_K = 20
 
 

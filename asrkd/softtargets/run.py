@@ -15,6 +15,7 @@ from asrkd.inference.device import resolve_device, resolve_precision
 from asrkd.inference.forward import Scorer
 from asrkd.inference.model import InferenceModel, check_models, load_model
 from asrkd.softtargets.cache import CacheSpec, FeatureReader, SoftTargetCache, write_cache
+from asrkd.softtargets.choice import DENSE_MAX_CLASSES, resolve_format
 
 log = logging.getLogger("asrkd.softtargets.run")
 
@@ -37,6 +38,7 @@ def cache_targets(
     combine: str,
     storage: str,
     k: int,
+    dense_max_classes: int = DENSE_MAX_CLASSES,
     precision: str = "auto",
     device: str | torch.device = "auto",
     nj: int = 1,
@@ -45,7 +47,8 @@ def cache_targets(
     force: bool = False,
 ) -> SoftTargetCache:
     """Run the teachers ``models`` once over ``data_dir/feats`` on ``device`` (auto|cpu|cuda[:N])
-    and write the cache ``out``."""
+    and write the cache ``out``. ``storage``: topk | dense, or auto | other-than-auto, resolved
+    from the teachers' class count and ``dense_max_classes`` (asrkd.softtargets.formats)."""
     data_dir = Path(data_dir)
     dev = resolve_device(device)
     feats = FrameStore(feats_dir(data_dir))
@@ -65,16 +68,19 @@ def cache_targets(
             raise AsrkdError(f"cache-targets: the teachers' label inventory differs from {lang_dir}")
         lang_fp = lang.fingerprint
     prec = resolve_precision(precision, dev)
+    fmt = resolve_format(storage, num_classes, dense_max_classes)
+    if fmt != storage:
+        log.info("format %s: %s for %d classes (dense up to %d)", storage, fmt, num_classes, dense_max_classes)
     spec = CacheSpec(
-        T=float(T), combine=combine, format=storage, k=int(k), num_classes=num_classes,
+        T=float(T), combine=combine, format=fmt, k=int(k), num_classes=num_classes,
         lang_fingerprint=lang_fp, feature_fingerprint=fp,
         feature_config=dict(feats.attrs.get("feature_config") or {}),
         teachers=tuple(t.info for t in teachers), precision=prec,
         **({"shard_frames": int(shard_frames)} if shard_frames else {}),
     )
     log.info("%d teacher(s) on %s, %d utterances, %d frames, T=%g %s %s%s, %s", len(teachers), dev,
-             len(frame_counts), sum(frame_counts.values()), T, combine, storage,
-             f" k={k}" if storage == "topk" else "", spec.precision)
+             len(frame_counts), sum(frame_counts.values()), T, combine, fmt,
+             f" k={k}" if fmt == "topk" else "", spec.precision)
     return write_cache(
         out, spec, [Scorer(t, prec) for t in teachers] if nj <= 1 else None, FeatureReader(feats.directory),
         frame_counts, force=force, nj=nj, make_teachers=functools.partial(_scorers, tuple(models), dev, prec),
