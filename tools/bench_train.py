@@ -97,7 +97,8 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
     stepper = Stepper(model, model, make_optimizer(list(model.parameters()), cfg), cfg, torch.device("cpu"))
     feats, labels, utts = open_labelled_frames(root, root / "labels")
     loader = FrameLoader(feats, labels, utts, mc.left_context, mc.right_context, BATCH,
-                         load_cmvn(root)["global"], cfg.data.chunk_frames, 0, prefetch=cfg.data.prefetch)
+                         load_cmvn(root)["global"], cfg.data.chunk_frames, 0, prefetch=cfg.data.prefetch,
+                         chunk_bytes=cfg.data.chunk_bytes)
 
     def batches():
         epoch = 0

@@ -79,6 +79,10 @@ class ChunkTargets:
     def num_frames(self) -> int:
         return next(iter(self.arrays.values())).shape[0]
 
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.arrays.values())
+
     def take(self, index: np.ndarray | torch.Tensor) -> SoftTargets:
         """Rows ``index`` (B,) of the chunk -> SoftTargets with probs (B, K|C)."""
         idx = index.numpy() if isinstance(index, torch.Tensor) else np.asarray(index)
@@ -96,6 +100,10 @@ class CachedSource:
         self.cache = cache
         self.format = cache.target_format
         self.T = cache.T
+
+    def bytes_per_frame(self) -> int:
+        """What a loaded chunk holds per frame: the stored arrays (fp16 probabilities, ids, tail)."""
+        return self.format.bytes_per_frame()
 
     def load_chunk(self, utts: Sequence[str], frame_counts: Sequence[int] | None = None) -> ChunkTargets:
         """Concatenate the targets of ``utts`` in that order. frame_counts (optional): the
@@ -183,6 +191,10 @@ class _OnlineChunk:
     start: np.ndarray  # (n,) first row of each row's utterance
     end: np.ndarray  # (n,) one past its last row
 
+    @property
+    def nbytes(self) -> int:
+        return self.feats.nbytes + self.start.nbytes + self.end.nbytes
+
 
 class OnlineTeacherSource:
     """The online reference as a loader soft source (asrkd.train.data.SoftSource protocol):
@@ -198,6 +210,10 @@ class OnlineTeacherSource:
         self.teachers = list(teachers)
         self.feats = feats
         self.T, self.combine, self.format, self.precision = T, combine, fmt, precision
+
+    def bytes_per_frame(self) -> int:
+        """A chunk's raw float32 features and int64 utterance bounds, per frame."""
+        return 4 * int(np.prod(self.feats.shape)) + 2 * 8
 
     def load(self, utts: list[str]) -> _OnlineChunk:
         parts = [np.asarray(self.feats[u], dtype=np.float32) for u in utts]

@@ -15,11 +15,12 @@ from asrkd.models import ModelConfig, apply_preset
 @dataclass(frozen=True)
 class DataConfig:
     batch_size: int = 512  # frames per step on each rank
-    chunk_frames: int = 20_000_000  # frames held in RAM at once (~3.2 GB of 40-dim features); a corpus up to this size is loaded once
+    chunk_bytes: int = 2_147_483_648  # bytes of training frames held in RAM at once per process (features, labels, index, soft targets); a corpus up to this size is loaded once
+    chunk_frames: int = 20_000_000  # frames held in RAM at once, a second bound (the tighter of the two sets the chunk size)
     cmvn: Literal["global", "none"] = "global"  # mean/variance normalisation with the training set's global stats
     noise_floor_percentile: float = 0.0  # noise floor per log-mel bin before CMVN: this percentile (%) of the training frames (0 = off)
     prefetch: int = 2  # batches a background thread gathers ahead of the step (0 = gather in the step)
-    RANGES: ClassVar[dict[str, str]] = {"batch_size": "[1, inf)", "chunk_frames": "[1, inf)",
+    RANGES: ClassVar[dict[str, str]] = {"batch_size": "[1, inf)", "chunk_bytes": "[1, inf)", "chunk_frames": "[1, inf)",
                                         "noise_floor_percentile": "[0, 100)", "prefetch": "[0, inf)"}
 
 

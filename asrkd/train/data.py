@@ -5,9 +5,16 @@ applied once when a chunk of utterances is loaded, and each batch's context wind
 ``(N, left + 1 + right, F)`` are gathered with one numpy fancy index into the chunk (no
 spliced copy of the corpus exists). Frames at utterance edges repeat the first/last frame.
 
-RAM is bounded by ``chunk_frames``: each epoch shuffles the utterances, cuts them into chunks
-of at most that many frames, and shuffles frames within a chunk. A corpus that fits in one
-chunk is loaded once and kept (frames are then shuffled across the whole corpus).
+RAM is bounded by ``chunk_bytes`` (and ``chunk_frames``): a chunk holds, per frame, the features,
+the label, four int64 index entries (utterance, frame, utterance start and end) and the soft
+source's arrays (:meth:`SoftSource.bytes_per_frame`: top-k or dense targets, or the online
+teachers' raw features), so the chunk size in frames is ``chunk_bytes // bytes_per_frame``,
+whatever the corpus size and class count. Each epoch shuffles the utterances, cuts them into
+chunks of at most that many frames, and shuffles frames within a chunk; the loader holds one
+chunk at a time (the last is released before the next is loaded) and counts the bytes it holds
+(:attr:`FrameLoader.held_bytes`, :attr:`FrameLoader.peak_bytes`). A corpus that fits in one chunk
+is loaded once and kept (frames are then shuffled across the whole corpus). Under DDP every rank
+holds its own chunk: the bound is per process.
 
 Everything is a function of (seed, epoch, step): a resumed run asks for the batches from
 step ``k`` of epoch ``e`` and gets exactly the ones an uninterrupted run saw. Under DDP each
@@ -17,6 +24,7 @@ world-th frame), so the ranks see disjoint parts of every epoch.
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from dataclasses import dataclass
@@ -25,11 +33,17 @@ from typing import Any, Iterator, Protocol
 import numpy as np
 import torch
 
+from asrkd.errors import AsrkdError
 from asrkd.features.inputnorm import normalize_input
 from asrkd.framestore import FrameStore
 from asrkd.inference.device import pin, to_device
 from asrkd.inference.window import window_index, window_offsets
 from asrkd.softtargets.formats import SoftTargets
+from asrkd.train.config import DataConfig
+
+log = logging.getLogger("asrkd.train.data")
+
+INDEX_BYTES_PER_FRAME = 4 * 8  # Chunk.utt, frame, start, end: int64 each
 
 
 @dataclass
@@ -65,8 +79,12 @@ class Batch:
 class SoftSource(Protocol):
     """Per-frame soft targets keyed by utterance (the distillation issue's cache)."""
 
+    def bytes_per_frame(self) -> int:
+        """Bytes a loaded chunk holds per frame (its ``nbytes`` is frames x this)."""
+
     def load(self, utts: list[str]) -> Any:
-        """Load the targets of these utterances (a chunk), frames back to back in this order."""
+        """Load the targets of these utterances (a chunk, with an ``nbytes`` attribute), frames
+        back to back in this order."""
 
     def gather(self, chunk: Any, rows: np.ndarray) -> SoftTargets:
         """Targets of chunk rows ``rows: (N,)`` (indices into the concatenated frames)."""
@@ -85,6 +103,12 @@ class Chunk:
     end: np.ndarray
     soft: Any = None
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of every array held, the soft source's chunk included."""
+        own = sum(a.nbytes for a in (self.feats, self.labels, self.utt, self.frame, self.start, self.end))
+        return own + (0 if self.soft is None else int(self.soft.nbytes))
+
 
 class FrameLoader:
     """Batches of one rank for a training set (see the module docstring).
@@ -93,6 +117,8 @@ class FrameLoader:
     floor: noise floor (F,) applied before it, or None (asrkd.features.inputnorm);
     device: where the batches will go: for a GPU they are made in pinned memory (in the
     prefetch thread), so that :meth:`Batch.to` copies them without blocking.
+    chunk_bytes, chunk_frames: the bounds of a chunk (see the module docstring); AsrkdError when
+    one utterance alone does not fit.
     """
 
     def __init__(
@@ -112,17 +138,34 @@ class FrameLoader:
         soft: SoftSource | None = None,
         floor: np.ndarray | None = None,
         device: torch.device = torch.device("cpu"),
+        chunk_bytes: int = DataConfig.chunk_bytes,
     ):
         self.feats, self.labels, self.utts = feats, labels, list(utts)
         self.offsets = window_offsets(left, right)
         self.batch_size, self.cmvn, self.floor, self.seed = batch_size, cmvn, floor, seed
-        self.chunk_frames = max(1, chunk_frames)
         self.rank, self.world, self.prefetch, self.soft = rank, world, prefetch, soft
         self.device = device
         self.counts = np.array([feats.num_frames(u) for u in self.utts], dtype=np.int64)
         self.total_frames = int(self.counts.sum())
+        self.chunk_bytes = int(chunk_bytes)
+        self.bytes_per_frame = (4 * int(np.prod(feats.shape)) + 4 + INDEX_BYTES_PER_FRAME
+                                + (0 if soft is None else int(soft.bytes_per_frame())))
+        # The chunk size in frames: the tighter of the two bounds.
+        self.chunk_frames = max(1, min(int(chunk_frames), self.chunk_bytes // self.bytes_per_frame))
+        longest = int(self.counts.max()) if len(self.counts) else 0
+        if longest > self.chunk_frames:
+            raise AsrkdError(
+                f"training data: an utterance of {longest} frames does not fit a chunk of {self.chunk_frames} frames "
+                f"(data.chunk_bytes {self.chunk_bytes} at {self.bytes_per_frame} bytes per frame, "
+                f"data.chunk_frames {chunk_frames}): raise them")
         self.in_memory = self.total_frames <= self.chunk_frames
+        self.held_bytes = 0  # bytes of the chunk(s) loaded now
+        self.peak_bytes = 0  # the most held at once
         self._cached: Chunk | None = None
+        log.info("loader: chunks of at most %d frames (%d bytes per frame: features, label, index%s; "
+                 "data.chunk_bytes %d, data.chunk_frames %d); %d frames in %s", self.chunk_frames,
+                 self.bytes_per_frame, "" if soft is None else ", soft targets", self.chunk_bytes, chunk_frames,
+                 self.total_frames, "one chunk, kept" if self.in_memory else "several chunks per epoch")
 
     # -- the plan of an epoch (cheap: permutations only, no data) --------------------------
     def chunks(self, epoch: int) -> list[np.ndarray]:
@@ -153,6 +196,16 @@ class FrameLoader:
         return sum(self._steps_in_chunk(int(self.counts[c].sum())) for c in self.chunks(epoch))
 
     # -- loading and gathering -------------------------------------------------------------
+    def _hold(self, chunk: Chunk) -> Chunk:
+        self.held_bytes += chunk.nbytes
+        self.peak_bytes = max(self.peak_bytes, self.held_bytes)
+        return chunk
+
+    def _release(self, chunk: Chunk | None) -> None:
+        """Forget ``chunk`` (the caller drops its last reference); the kept corpus stays."""
+        if chunk is not None and chunk is not self._cached:
+            self.held_bytes -= chunk.nbytes
+
     def _load(self, utt_idx: np.ndarray) -> Chunk:
         if self.in_memory and self._cached is not None:
             return self._cached
@@ -175,6 +228,7 @@ class FrameLoader:
             start=start, end=start + np.repeat(counts, counts),
             soft=None if self.soft is None else self.soft.load([self.utts[i] for i in utt_idx]),
         )
+        self._hold(chunk)
         if self.in_memory:
             self._cached = chunk
         return chunk
@@ -215,11 +269,17 @@ class FrameLoader:
         background thread when ``prefetch`` > 0, so the step rarely waits for data)."""
 
         def produce() -> Iterator[Batch]:
-            loaded: tuple[int, Chunk] | None = None
-            for ci, utt_idx, rows in self._rows(epoch, start_step):
-                if loaded is None or loaded[0] != ci:
-                    loaded = (ci, self._load(utt_idx))
-                yield self.gather(loaded[1], rows)
+            ci_loaded, chunk = -1, None
+            try:
+                for ci, utt_idx, rows in self._rows(epoch, start_step):
+                    if ci != ci_loaded:
+                        # Released before the next is loaded: never two chunks at once.
+                        self._release(chunk)
+                        ci_loaded, chunk = ci, None
+                        chunk = self._load(utt_idx)
+                    yield self.gather(chunk, rows)  # copies: a batch holds no view of the chunk
+            finally:
+                self._release(chunk)
 
         if self.prefetch <= 0:
             yield from produce()

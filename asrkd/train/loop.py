@@ -200,7 +200,7 @@ def _train(cfg: TrainConfig, data: TrainData, out: Path, force: bool, device: to
     loader = FrameLoader(
         feats, labels, utts, cfg_model.left_context, cfg_model.right_context, cfg.data.batch_size, cmvn,
         cfg.data.chunk_frames, cfg.seed, dist_info.rank, dist_info.world, cfg.data.prefetch, data.soft,
-        floor=floor, device=device,
+        floor=floor, device=device, chunk_bytes=cfg.data.chunk_bytes,
     )
     dev_shard = dev_utts[dist_info.rank :: dist_info.world]
 
