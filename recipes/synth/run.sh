@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Synthetic-corpus recipe (the README's main job): generate a multi-voice TTS corpus, then the
 # whole experiment of Hinton, Vinyals & Dean (2015) sections 4 and 6 on it, ending with Table 1.
-#   bash recipes/synth/run.sh                      # defaults (conf/), CPU, < 20 minutes
+#   bash recipes/synth/run.sh                      # defaults (conf/: tied states, word graph), CPU
 #   bash recipes/synth/run.sh --conf recipes/synth/conf/tiny --work /tmp/synth_tiny   # smoke size
 #   bash recipes/synth/run.sh --extra true         # + temperature sweep and small-data experiment
 # Stages: 0 data + word LM, 1 features, 2 units, 3 alignment, 4 teachers + baseline, 5 soft-target cache,
