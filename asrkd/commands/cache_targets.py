@@ -54,7 +54,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         cache_targets(
             args.model, args.feats, args.out, T=args.T, combine=args.combine, storage=args.format,
-            k=args.k, dense_max_classes=args.dense_max_classes, precision=args.precision, device=args.device, nj=args.nj, shard_frames=args.shard_frames,
+            k=args.k, dense_max_classes=args.dense_max_classes, precision=args.precision, device=args.device,
+            nj=args.nj, shard_frames=args.shard_frames,
             lang_dir=args.lang, force=args.force,
         )
     finally:
