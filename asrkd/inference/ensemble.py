@@ -41,11 +41,16 @@ def combine_logits(logits: Sequence[torch.Tensor], T: float, rule: str = "mean")
     for i, z in enumerate(logits):
         if z.shape != shape:
             raise AsrkdError(f"combine: member {i} gives logits {tuple(z.shape)}, member 0 {tuple(shape)}")
-    logp = torch.stack([torch.log_softmax(z.float() / T, dim=-1) for z in logits])  # (N, ..., C)
     if rule == "mean":
-        # log-mean-exp keeps tiny probabilities exact instead of underflowing each member first.
-        return torch.logsumexp(logp, dim=0).sub_(torch.log(torch.tensor(float(len(logits))))).exp_()
+        # The members' tempered softmaxes summed in place: no (N, frames, C) stack. Each member's
+        # probabilities are exact to float32 rounding down to ~1e-38, where the mean itself
+        # underflows whichever way it is computed.
+        p = torch.softmax(logits[0].float() / T, dim=-1)
+        for z in logits[1:]:
+            p.add_(torch.softmax(z.float() / T, dim=-1))
+        return p.div_(len(logits))
     if rule == "geometric":
+        logp = torch.stack([torch.log_softmax(z.float() / T, dim=-1) for z in logits])  # (N, ..., C)
         return torch.softmax(logp.mean(dim=0), dim=-1)
     raise AsrkdError(f"combine: unknown rule {rule!r}; valid: {list(COMBINE_RULES)}")
 

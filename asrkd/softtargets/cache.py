@@ -12,7 +12,9 @@ Layout (one frame store per array, see :mod:`asrkd.framestore`)::
 
 Sharding: the sorted utterances are cut into shards of about ``shard_frames`` frames. The cut
 depends only on the utterance list and frame counts, never on the number of jobs or ranks, so
-each shard is a fixed utterance set and its bytes are deterministic. Shard ``i`` is computed by
+each shard is a fixed utterance set and its bytes are deterministic for a given number of
+threads per process (a GEMM's rounding can depend on how its rows are split between threads:
+measured, one tail value of one utterance 1 ulp apart between 2 threads and 1). Shard ``i`` is computed by
 job ``i % world`` (torchrun rank and/or ``--nj`` worker); a shard is complete when every array
 store has its part (:func:`asrkd.framestore.part_done`), so a killed run recomputes only the
 unfinished shards and a resumed run ends byte-identical to an uninterrupted one (``.done``

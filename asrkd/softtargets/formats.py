@@ -113,14 +113,17 @@ def encode(probs: torch.Tensor, fmt: TargetFormat) -> dict[str, np.ndarray]:
     probs = probs.detach().float().cpu()
     if fmt.name == "dense":
         return {"probs": probs.numpy().astype(np.float16)}
-    # A stable descending sort breaks ties by class id: deterministic bytes on every run.
-    sorted_p, order = torch.sort(probs, dim=-1, descending=True, stable=True)
-    top_p = sorted_p[:, : fmt.k]
-    tail = sorted_p[:, fmt.k :].double().sum(dim=-1)  # float64: no rounding drift over 14k classes
+    from asrkd.softtargets.topk import top_k_stable  # numba: imported where a cache is written
+
+    threads = torch.get_num_threads()
+    top_p, ids, tail = top_k_stable(probs.numpy(), fmt.k, threads)
+    # numba's OpenMP layer sets the process's OpenMP thread count on its first launch, which is
+    # torch's too: restored, so that a job's teachers keep the thread count it chose.
+    torch.set_num_threads(threads)
     return {
-        "ids": order[:, : fmt.k].numpy().astype(id_dtype(fmt.num_classes)),
-        "probs": top_p.numpy().astype(np.float16),
-        "tail": tail.numpy().astype(np.float32),
+        "ids": ids.astype(id_dtype(fmt.num_classes)),
+        "probs": top_p.astype(np.float16),
+        "tail": tail.astype(np.float32),
     }
 
 

@@ -84,9 +84,9 @@ def soft_kl(logits: torch.Tensor, soft: SoftTargets, T: float) -> torch.Tensor:
 
     logits: (M, C) (valid frames only); soft: rows (M, ...). Returns (M,) float32.
     """
-    logq = torch.log_softmax(logits.float() / T, dim=-1)  # (M, C)
     p = soft.probs.float()
     if soft.is_dense:
+        logq = torch.log_softmax(logits.float() / T, dim=-1)  # (M, C)
         p = p / p.sum(-1, keepdim=True).clamp_min(1e-30)
         return (torch.xlogy(p, p) - p * logq).sum(-1)
     ids = soft.ids.long()
@@ -94,12 +94,60 @@ def soft_kl(logits: torch.Tensor, soft: SoftTargets, T: float) -> torch.Tensor:
     norm = (p.sum(-1) + tail).clamp_min(1e-30)
     p = p / norm[:, None]
     tail = tail / norm
-    kl = (torch.xlogy(p, p) - p * logq.gather(-1, ids)).sum(-1)
-    if ids.shape[-1] < logq.shape[-1]:
-        # log Q_rest = logsumexp over the non-top-k classes (at least one exists here).
-        log_rest = torch.logsumexp(logq.scatter(-1, ids, float("-inf")), dim=-1)
-        kl = kl + torch.xlogy(tail, tail) - tail * log_rest
-    return kl
+    if ids.shape[-1] == logits.shape[-1]:
+        logq = torch.log_softmax(logits.float() / T, dim=-1)
+        return (torch.xlogy(p, p) - p * logq.gather(-1, ids)).sum(-1)
+    return _TopkKL.apply(logits, p, ids, tail, T)
+
+
+class _TopkKL(torch.autograd.Function):
+    """The top-k KL above with its gradient in closed form: autograd through log_softmax,
+    scatter and logsumexp makes about ten passes over the (M, C) logits, which at 2,000 classes
+    cost a small model 40% of its step (tools/scale_rehearsal.py); this makes four (softmax,
+    the masked sum of the rest, the scaled copy and the top-k scatter).
+
+    d KL / d z = (q - target) / T with q = softmax(z / T), target = p_j on the top k and
+    ``t * q_c / Q_rest`` on the rest (module docstring). ``logits (M, C)``, ``p (M, k)``
+    normalised with ``t (M,)``, ``ids (M, k)``; returns the per-frame KL ``(M,)``."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, p: torch.Tensor, ids: torch.Tensor, tail: torch.Tensor,
+                T: float) -> torch.Tensor:
+        q = torch.softmax(logits.detach().float() / T, dim=-1)
+        q_top = q.gather(-1, ids).log_()  # log q of the top-k classes
+        small = q_top < -80.0  # near float32's underflow: the log from the logits instead
+        if bool(small.any()):
+            rows = small.any(-1)
+            z = logits.detach().float()[rows] / T
+            q_top[rows] = z.gather(-1, ids[rows]) - torch.logsumexp(z, -1, keepdim=True)
+        rest = q.scatter(-1, ids, 0.0).sum(-1)  # Q_rest, summed over the other classes (no cancellation)
+        log_rest = rest.log()
+        # Where that sum underflows, Q_rest's log and the tail's shape over the rest classes come
+        # from the logits themselves (rare: a student far more peaked than its teachers).
+        tiny = rest < 1e-30
+        within = None
+        if bool(tiny.any()):
+            z = logits.detach().float()[tiny] / T
+            zr = z.scatter(-1, ids[tiny], float("-inf"))
+            log_rest[tiny] = torch.logsumexp(zr, -1) - torch.logsumexp(z, -1)
+            within = torch.softmax(zr, -1)  # (tiny rows, C): the student's shape inside the rest
+        kl = (torch.xlogy(p, p) - p * q_top).sum(-1) + torch.xlogy(tail, tail) - tail * log_rest
+        ctx.save_for_backward(q, p, ids, tail, rest, tiny, within)
+        ctx.T, ctx.dtype = T, logits.dtype
+        return kl
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
+        q, p, ids, tail, rest, tiny, within = ctx.saved_tensors
+        g = grad.float() / ctx.T
+        # Rest classes: q_c - t q_c / Q_rest; top-k classes: q_j - p_j.
+        scale = torch.where(tiny, 1.0, 1.0 - tail / rest.clamp_min(1e-30))
+        q_ids = q.gather(-1, ids)
+        dz = q.mul_((scale * g)[:, None])
+        if within is not None:
+            dz[tiny] -= (tail[tiny] * g[tiny])[:, None] * within
+        dz.scatter_(-1, ids, (q_ids - p) * g[:, None])
+        return dz.to(ctx.dtype), None, None, None, None
 
 
 def kd_loss(
