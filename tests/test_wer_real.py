@@ -47,10 +47,24 @@ def test_yesno_wer_end_to_end(tmp_path: Path) -> None:
          "--set", "max_epochs=6", "--set", "num_threads=1", "--feats", "data/train", "--labels",
          "data/train/labels/ali", "--dev-feats", "data/dev", "--dev-labels", "data/dev/labels/ali", "--out", "exp/dnn",
          cwd=tmp_path)
-    _run(*asrkd, "evaluate", "--model", "exp/dnn/final.pt", "--feats", "data/test", "--labels",
-         "data/test/labels/ali", "--out", "exp/dnn/eval_test", "--lang", "data/lang", "--train-data", "data/train",
-         "--prior-labels", "data/train/labels/ali", "--dev", "data/dev", cwd=tmp_path)
+    evaluate = ["evaluate", "--model", "exp/dnn/final.pt", "--feats", "data/test", "--labels", "data/test/labels/ali",
+                "--lang", "data/lang", "--train-data", "data/train", "--prior-labels", "data/train/labels/ali",
+                "--dev", "data/dev"]
+    _run(*asrkd, *evaluate, "--out", "exp/dnn/eval_test", cwd=tmp_path)
+    # The same evaluation split over 2 torchrun ranks (gloo): the same figures and hypotheses.
+    _run(py, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "asrkd", *evaluate,
+         "--out", "exp/dnn/eval_test_ranks", cwd=tmp_path)
     out = tmp_path / "exp/dnn/eval_test"
+    ranks = tmp_path / "exp/dnn/eval_test_ranks"
+    for name in ("hyp", "per_utt"):
+        assert (ranks / name).read_text() == (out / name).read_text(), name
+    sweep, sweep_ranks = (json.loads((d / "sweep.json").read_text()) for d in (out, ranks))
+    untimed = [{k: v for k, v in row.items() if not k.endswith("_s")} for row in sweep["table"]]
+    assert [{k: v for k, v in row.items() if not k.endswith("_s")} for row in sweep_ranks["table"]] == untimed
+    fa, fa_ranks = (json.loads((d / "frame_acc.json").read_text()) for d in (out, ranks))
+    assert fa_ranks["frames"] == fa["frames"] and fa_ranks["frame_acc"] == fa["frame_acc"]
+    assert fa_ranks["cross_entropy"] == pytest.approx(fa["cross_entropy"], rel=1e-9)
+    assert json.loads((ranks / "wer.json").read_text())["wer"] == json.loads((out / "wer.json").read_text())["wer"]
     wer = json.loads((out / "wer.json").read_text())
     frame_acc = json.loads((out / "frame_acc.json").read_text())["frame_acc"]
     assert wer["wer"]["ref"] == 240 and wer["num_utts"] == 30

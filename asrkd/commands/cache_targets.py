@@ -42,26 +42,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import os
-
+    from asrkd.distributed import init_distributed, shutdown
+    from asrkd.inference.device import resolve_device
     from asrkd.softtargets.run import cache_targets
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            dist.init_process_group("gloo")
+    # Under torchrun the ranks split the shards (gloo on CPU, nccl with each rank on its GPU).
+    device = resolve_device(args.device)
+    info = init_distributed(device)
     try:
         cache_targets(
             args.model, args.feats, args.out, T=args.T, combine=args.combine, storage=args.format,
-            k=args.k, dense_max_classes=args.dense_max_classes, precision=args.precision, device=args.device,
+            k=args.k, dense_max_classes=args.dense_max_classes, precision=args.precision, device=device,
             nj=args.nj, shard_frames=args.shard_frames,
             lang_dir=args.lang, force=args.force,
         )
     finally:
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            import torch.distributed as dist
-
-            if dist.is_initialized():
-                dist.destroy_process_group()
+        shutdown(info)
     return 0

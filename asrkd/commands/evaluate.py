@@ -63,16 +63,26 @@ def run(args: argparse.Namespace) -> int:
     from asrkd.inference.ensemble import ensemble_posteriors
     from asrkd.inference.model import load_model
 
+    from asrkd.distributed import init_distributed, shutdown
+
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)
-    # Loaded on first use only: a complete evaluation (both steps skipped) loads nothing.
-    models = functools.cache(lambda: [load_model(p, device) for p in args.model])
-    if args.graph is not None or args.lang is not None:
-        from asrkd.decode.wer import write_wer
+    # Under torchrun the ranks split the utterances (frame accuracy: counts summed; WER: the
+    # posteriors gathered on rank 0, which decodes). Frame accuracy comes first so that no rank
+    # waits in a collective while rank 0 decodes.
+    info = init_distributed(device)
+    try:
+        # Loaded on first use only: a complete evaluation (both steps skipped) loads nothing.
+        models = functools.cache(lambda: [load_model(p, device) for p in args.model])
+        write_frame_accuracy(models, args.feats, args.labels, args.out, args.combine, precision, force=args.force,
+                             dist_info=info)
+        if wer:
+            from asrkd.decode.wer import write_wer
 
-        write_wer(lambda feats: ensemble_posteriors(models(), feats, args.combine, precision), args.feats, args.out,
-                  _wer_setup(args), force=args.force)
-    write_frame_accuracy(models, args.feats, args.labels, args.out, args.combine, precision, force=args.force)
+            write_wer(lambda feats: ensemble_posteriors(models(), feats, args.combine, precision), args.feats,
+                      args.out, _wer_setup(args), force=args.force)
+    finally:
+        shutdown(info)
     return 0
 
 

@@ -47,13 +47,23 @@ def _log_posteriors(posterior_fn: PosteriorFn, data_dir: Path, utts: Sequence[st
                     desc: str = "posteriors",
                     to_log: Callable[[np.ndarray], np.ndarray] = log_posteriors) -> dict[str, np.ndarray]:
     """``{utt: (frames, C) log-posteriors}`` of ``data_dir``; ``to_log`` takes the posteriors to the
-    decoder's classes (a unit-LM decoder on a tied-state model folds pdfs into unit states)."""
+    decoder's classes (a unit-LM decoder on a tied-state model folds pdfs into unit states).
+
+    Under torchrun each rank computes every ``world``-th utterance and rank 0 gathers them all
+    (the decoding itself runs on rank 0, in ``--nj`` processes); the other ranks get ``{}``."""
+    from asrkd.distributed import gather_to_main, process_rank_world
+
+    rank, world = process_rank_world()
     store = FrameStore(feats_dir(data_dir))
     keys = store.keys() if utts is None else [u for u in utts if u in store]
-    out = {}
-    for u in progress(keys, total=len(keys), desc=desc):
-        out[u] = to_log(posterior_fn(np.asarray(store[u])))
-    return out
+    if world == 1:
+        return {u: to_log(posterior_fn(np.asarray(store[u]))) for u in progress(keys, total=len(keys), desc=desc)}
+    mine = keys[rank::world]
+    posts = {u: posterior_fn(np.asarray(store[u])) for u in progress(mine, total=len(mine), desc=desc)}
+    merged: dict[str, np.ndarray] = {}
+    for part in gather_to_main(posts):
+        merged.update(part)
+    return {u: to_log(merged[u]) for u in keys if u in merged}
 
 
 def _refs(data_dir: Path) -> dict[str, str]:
@@ -172,6 +182,15 @@ def write_wer(posterior_fn: PosteriorFn, eval_dir: Path, out_dir: Path, setup: W
         raise AsrkdError("WER needs --graph, or --lang with --train-data (the unit LM and word list)")
     tag = decoder_tag(setup.graph)
     if wer_complete(out_dir, tag, force):
+        return None
+    from asrkd.distributed import process_rank_world
+
+    if process_rank_world()[0] != 0:
+        # Under torchrun the ranks share the posteriors (dev first, then the evaluation set, as
+        # both decoders ask for them); rank 0 decodes and writes.
+        if setup.dev is not None:
+            _log_posteriors(posterior_fn, setup.dev, desc="dev posteriors")
+        _log_posteriors(posterior_fn, eval_dir)
         return None
     clear_done(out_dir, WER_DONE)
     if setup.graph is not None:

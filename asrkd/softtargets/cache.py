@@ -34,6 +34,7 @@ import torch
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
+from asrkd.distributed import process_barrier, process_rank_world
 from asrkd.inference.ensemble import combine_logits
 from asrkd.inference.spec import COMBINE_RULES
 from asrkd.logs import progress
@@ -123,18 +124,6 @@ def plan_shards(frame_counts: dict[str, int], shard_frames: int) -> list[list[st
 
 def shard_name(i: int) -> str:
     return f"{i:05d}"
-
-
-def dist_rank_world() -> tuple[int, int]:
-    """(rank, world size) of the torchrun job, (0, 1) when not distributed."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def _barrier() -> None:
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        torch.distributed.barrier()
 
 
 def teacher_logits(teachers: Sequence[TeacherFn], feats: torch.Tensor) -> list[torch.Tensor]:
@@ -292,9 +281,9 @@ def write_cache(
     """
     spec.check()
     out = Path(out)
-    rank, world = dist_rank_world()
+    rank, world = process_rank_world()
     todo = prepare_cache_dir(out, spec, force) if rank == 0 else True
-    _barrier()
+    process_barrier()
     if rank != 0:
         todo = not is_done(out)
     if todo:
@@ -316,10 +305,10 @@ def write_cache(
                                   rank * nj + j, world * nj, threads) for j in range(nj)]
                 n = sum(f.result() for f in futs)
         log.info("rank %d/%d: computed %d shard(s)", rank, world, n)
-        _barrier()
+        process_barrier()
         if rank == 0:
             finalize_cache(out, spec, frame_counts)
-        _barrier()
+        process_barrier()
     return SoftTargetCache(out)
 
 

@@ -33,7 +33,7 @@ from asrkd.models import build_model, count_params, model_config_dict, with_num_
 from asrkd.train.checkpoint import save_checkpoint
 from asrkd.train.config import TrainConfig
 from asrkd.train.data import FrameLoader, SoftSource, eval_batches
-from asrkd.train.distributed import all_reduce_sum, barrier, init_distributed
+from asrkd.distributed import all_reduce_sum, barrier, init_distributed
 from asrkd.train.schedule import LRSchedule
 from asrkd.train.status import training_complete
 from asrkd.train.step import Stepper, make_optimizer

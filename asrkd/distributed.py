@@ -1,4 +1,5 @@
-"""DistributedDataParallel under ``torchrun``: gloo on CPU, nccl on GPU.
+"""Process groups under ``torchrun``: gloo on CPU, nccl on GPU (DDP training, and the ranks of
+``asrkd evaluate`` and ``cache-targets`` that split a set's utterances).
 
 Without torchrun's environment (``WORLD_SIZE`` unset or 1) everything is a no-op and rank 0.
 """
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -59,3 +61,27 @@ def barrier(info: DistInfo) -> None:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def process_rank_world() -> tuple[int, int]:
+    """(rank, world size) of the joined process group, (0, 1) when there is none."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def process_barrier() -> None:
+    """Wait for every rank of the joined process group (a no-op without one)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def gather_to_main(obj: Any) -> list[Any]:
+    """Every rank's ``obj`` (picklable) on rank 0, in rank order; ``[]`` on the other ranks,
+    ``[obj]`` without a process group."""
+    rank, world = process_rank_world()
+    if world == 1:
+        return [obj]
+    out: list[Any] | None = [None] * world if rank == 0 else None
+    dist.gather_object(obj, out, dst=0)
+    return out or []
