@@ -241,6 +241,7 @@ class FrameStore:
             utt, p, o, n = line.split()
             self._index[utt] = _Entry(p, int(o), int(n))
         self._maps: dict[str, np.ndarray] = {}
+        self._fds: dict[str, int] = {}  # part -> file descriptor of :meth:`read`
         if _verify_on_open if verify is None else verify:
             self.check_integrity()
 
@@ -256,11 +257,45 @@ class FrameStore:
         return m
 
     def __getitem__(self, utt: str) -> np.ndarray:
+        e = self._entry(utt)
+        return self._part(e.part)[e.offset : e.offset + e.rows]
+
+    def _entry(self, utt: str) -> "_Entry":
         try:
-            e = self._index[utt]
+            return self._index[utt]
         except KeyError:
             raise AsrkdError(f"frame store {self.directory}: no utterance {utt!r}") from None
-        return self._part(e.part)[e.offset : e.offset + e.rows]
+
+    def read(self, utt: str, out: np.ndarray | None = None) -> np.ndarray:
+        """A private copy of ``utt``'s rows, read with ``pread`` instead of through the mapping
+        (into ``out``, a C-contiguous ``(frames, *shape)`` array of the store's dtype, if given).
+
+        What streams over a whole store (the training loader, cache-targets) reads this way:
+        pages of a mapping count in the process's resident set for as long as the mapping
+        lives, so reading a 3 GB store through ``store[utt]`` grows RSS by 3 GB, while read
+        pages stay in the kernel's page cache only (tools/scale_rehearsal.py measured both)."""
+        e = self._entry(utt)
+        if out is None:
+            out = np.empty((e.rows, *self.shape), dtype=self.dtype)
+        elif out.shape != (e.rows, *self.shape) or out.dtype != self.dtype or not out.flags.c_contiguous:
+            raise AsrkdError(f"frame store {self.directory}: {utt}: cannot read {e.rows} x {self.shape} "
+                             f"{self.dtype} rows into a {out.shape} {out.dtype} array")
+        if out.nbytes:
+            fd = self._fds.get(e.part)
+            if fd is None:
+                fd = self._fds[e.part] = os.open(self.directory / f"part-{e.part}.bin", os.O_RDONLY)
+            row = out.nbytes // e.rows
+            got = os.preadv(fd, [memoryview(out).cast("B")], e.offset * row)
+            if got != out.nbytes:
+                raise AsrkdError(f"frame store {self.directory}: {utt}: read {got} of {out.nbytes} bytes (truncated part?)")
+        return out
+
+    def __del__(self) -> None:
+        for fd in getattr(self, "_fds", {}).values():
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def __contains__(self, utt: object) -> bool:
         return utt in self._index

@@ -127,3 +127,40 @@ def test_verification_can_be_turned_off_and_is_done_once(tmp_path, monkeypatch):
         framestore.set_verify_on_open(True)
     with pytest.raises(AsrkdError, match="checksum"):
         FrameStore(tmp_path)  # changed files are verified again
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+
+
+def test_read_gives_the_mapped_rows_without_holding_pages(tmp_path):
+    """``read`` returns the same rows as the mapping (also into a given array) and, unlike a
+    pass through the mapping, leaves no page of the store in the resident set."""
+    import sys
+
+    rng = np.random.default_rng(0)
+    items = [(f"u{i:03d}", rng.standard_normal((4000, 40)).astype(np.float16)) for i in range(100)]  # 32 MB
+    write_store(tmp_path / "s", items, "float16", (40,))
+    s = FrameStore(tmp_path / "s")
+    for u, a in items[:3]:
+        np.testing.assert_array_equal(s.read(u), a)
+        out = np.empty_like(a)
+        assert s.read(u, out) is out and np.array_equal(out, a)
+    with pytest.raises(AsrkdError, match="cannot read"):
+        s.read("u000", np.empty((3, 40), np.float16))
+    if not sys.platform.startswith("linux"):
+        return
+    before = _rss_kib()
+    total = sum(float(s.read(u)[0, 0]) for u, _ in items)
+    grown_read = _rss_kib() - before
+    mapped = FrameStore(tmp_path / "s")
+    before = _rss_kib()
+    total_m = 0.0
+    for u, _ in items:  # every page touched through the mapping, as a loader would
+        total_m += float(mapped[u][0, 0])
+        np.asarray(mapped[u]).sum()
+    grown_map = _rss_kib() - before
+    assert total == total_m
+    assert grown_map > 24_000  # the 32 MB store, mapped and touched
+    assert grown_read < 8_000, grown_read

@@ -322,7 +322,7 @@ class FeatureReader:
     def __call__(self, utt: str) -> np.ndarray:
         if self._store is None:
             self._store = FrameStore(self.feats_dir)
-        return np.asarray(self._store[utt], dtype=np.float32)
+        return self._store.read(utt).astype(np.float32, copy=False)  # pread: no mapped pages held
 
     def __getstate__(self) -> dict[str, Any]:
         return {"feats_dir": self.feats_dir, "_store": None}

@@ -110,12 +110,19 @@ class CachedSource:
         chunk's frames per utterance, checked (a mismatch raises AsrkdError)."""
         out = {}
         for a, store in self.cache.stores.items():
-            parts = [store[u] for u in utts]
+            rows = [store.num_frames(u) for u in utts]
             if frame_counts is not None:
-                for u, p, n in zip(utts, parts, frame_counts):
-                    if p.shape[0] != n:
-                        raise AsrkdError(f"soft-target cache: {u} has {p.shape[0]} frames, the batch source {n}")
-            out[a] = np.concatenate(parts) if parts else np.zeros((0, *store.shape), store.dtype)
+                for u, r, n in zip(utts, rows, frame_counts):
+                    if r != n:
+                        raise AsrkdError(f"soft-target cache: {u} has {r} frames, the batch source {n}")
+            # Read straight into the chunk's array (no per-utterance copies to concatenate, no
+            # mapped pages left in the resident set: FrameStore.read).
+            arr = np.empty((sum(rows), *store.shape), dtype=store.dtype)
+            pos = 0
+            for u, r in zip(utts, rows):
+                store.read(u, arr[pos : pos + r])
+                pos += r
+            out[a] = arr
         return ChunkTargets(out, self.format)
 
     # asrkd.train.data.SoftSource protocol: load a chunk's utterances, gather a batch's rows.
@@ -216,7 +223,7 @@ class OnlineTeacherSource:
         return 4 * int(np.prod(self.feats.shape)) + 2 * 8
 
     def load(self, utts: list[str]) -> _OnlineChunk:
-        parts = [np.asarray(self.feats[u], dtype=np.float32) for u in utts]
+        parts = [self.feats.read(u).astype(np.float32, copy=False) for u in utts]
         counts = np.array([p.shape[0] for p in parts], dtype=np.int64)
         start = np.repeat(np.cumsum(counts) - counts, counts)
         return _OnlineChunk(np.concatenate(parts), start, start + np.repeat(counts, counts))

@@ -217,9 +217,11 @@ class FrameLoader:
         pos = 0
         for i, c in zip(utt_idx, counts):
             u = self.utts[i]
-            f = np.asarray(self.feats[u], dtype=np.float32)
+            # FrameStore.read, not the mapping: a whole-corpus pass must not leave the corpus's
+            # pages in this process's resident set.
+            f = self.feats.read(u).astype(np.float32, copy=False)
             feats[pos : pos + c] = normalize_input(f, self.cmvn, self.floor)
-            labels[pos : pos + c] = self.labels[u]
+            labels[pos : pos + c] = self.labels.read(u)
             pos += c
         chunk = Chunk(
             feats=feats, labels=labels,
