@@ -10,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1] / "asrkd"
 # Top to bottom, as in the README's Layout section.
 ORDER = ["cli", "commands", "experiment", "decode", "evaluation", "train", "softtargets", "inference", "align",
          "kernels", "models", "lm", "lang", "features", "data", "base"]
-BASE = {"config", "errors", "logs", "fileio", "text", "framestore", "framing", "__init__"}
+BASE = {"config", "errors", "logs", "fileio", "text", "framestore", "framing", "distributed", "__init__"}
 
 
 def _layer(module: str) -> str | None:
