@@ -46,7 +46,7 @@ BENCHES: dict[str, Bench] = {
     "distill": _entry("bench_distill"),  # cache_bytes_per_frame, dense_fp32_bytes_per_frame, distill_epoch_over_hard_epoch, online_epoch_over_cached_epoch
     "scoring": _entry("bench_scoring"),  # score_seconds_2620: WER + CER of 2,620 utterances
     "tree": _entry("bench_tree"),  # tree_build_s: tree statistics + decision tree + one Gaussian per leaf on the LJ Speech subset
-    "train": _entry("bench_train"),  # bf16_matmul_tflops, train_frames_per_s_{hinton2015,cpu}, train_mfu_hinton2015, loader_overhead_frac
+    "train": _entry("bench_train"),  # {bf16,fp32}_matmul_tflops (the precision training picks here), train_frames_per_s_{hinton2015,cpu}, train_mfu_hinton2015, loader_overhead_frac
 }
 
 

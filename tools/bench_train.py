@@ -1,9 +1,12 @@
 """``train`` benchmark: the training step's speed on this machine (the compute core).
 
-Keys (measured in one run, Adam, all cores, 2000 output classes, bf16 autocast, 2048 frames):
+Keys (measured in one run, Adam, all cores, 2000 output classes, 2048 frames, at the precision
+training picks on this CPU, ``train_precision``: bf16 autocast where the CPU has native bf16,
+else fp32):
 
-- ``bf16_matmul_tflops``: best rate of bf16 matmuls of the hinton2015 layer shapes (forward,
-  input-gradient and weight-gradient layouts), best of several repeats - the machine's ceiling.
+- ``bf16_matmul_tflops`` (or ``fp32_matmul_tflops``): best rate of matmuls of the hinton2015
+  layer shapes at that precision (forward, input-gradient and weight-gradient layouts), best of
+  several repeats - the machine's ceiling.
   Both oneDNN's and, on AMX CPUs, the step's own AMX GEMM (:mod:`asrkd.kernels.amx_gemm`) are timed.
 - ``train_frames_per_s_hinton2015`` / ``train_frames_per_s_cpu``: frames per second of the real
   loader + step (:class:`asrkd.train.data.FrameLoader`, :class:`asrkd.train.step.Stepper`) on a
@@ -30,6 +33,7 @@ import argparse
 import os
 import tempfile
 import time
+from typing import Any
 from pathlib import Path
 
 from bench_common import say
@@ -38,18 +42,19 @@ BATCH = 2048
 CLASSES = 2000
 
 
-def _matmul_peak(repeats: int = 8) -> float:
+def _matmul_peak(repeats: int = 8, precision: str = "bf16") -> float:
     import torch
 
     from asrkd.kernels import amx_gemm
     shapes = [(BATCH, 26 * 40, 2560), (BATCH, 2560, 2560), (BATCH, 2560, CLASSES)]
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     best = 0.0
     for m, k, n in shapes:
-        a = torch.randn(m, k, dtype=torch.bfloat16)
-        b = torch.randn(k, n, dtype=torch.bfloat16)
+        a = torch.randn(m, k, dtype=dtype)
+        b = torch.randn(k, n, dtype=dtype)
         bt = b.t().contiguous()
         fns = [lambda: a @ b, lambda: a @ bt.t()]
-        if amx_gemm.available():  # the step's own AMX GEMM (asrkd.kernels.fast_dnn) counts too
+        if amx_gemm.available() and precision == "bf16":  # the step's own AMX GEMM (asrkd.kernels.fast_dnn) counts too
             fns += [lambda: amx_gemm.matmul(a, b), lambda: amx_gemm.matmul(a, bt, b_transposed=True)]
         for f in fns:
             f()
@@ -78,7 +83,8 @@ def _make_store(root: Path, num_utts: int = 60, frames: int = 600) -> None:
     write_store(root / "labels", labels, "int32", (), attrs={"num_classes": CLASSES, "feats_fingerprint": "bench"})
 
 
-def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[float, float, float, float]:
+def _train_speed(root: Path, preset: str, steps: int, windows: int,
+                 precision: str = "bf16") -> tuple[float, float, float, float]:
     """(frames/s, loader wait fraction) of the best timed window of ``steps`` steps, the best
     matmul peak measured around the windows, and the best window-to-its-peak ratio."""
     import torch
@@ -90,7 +96,7 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
     from asrkd.train.data import FrameLoader
     from asrkd.train.step import Stepper, make_optimizer
 
-    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", "precision=bf16"])
+    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", f"precision={precision}"])
     mc = with_num_classes(cfg.model, CLASSES)
     torch.manual_seed(0)
     model = build_model(mc)
@@ -111,7 +117,7 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
         stepper.step(next(it), 1e-4)
     best_fps, best_wait, max_peak, best_ratio = 0.0, 1.0, 0.0, 0.0
     for _ in range(windows):
-        peak = _matmul_peak(repeats=2)
+        peak = _matmul_peak(repeats=2, precision=precision)
         wait = 0.0
         t0 = time.perf_counter()
         for _ in range(steps):
@@ -120,7 +126,7 @@ def _train_speed(root: Path, preset: str, steps: int, windows: int) -> tuple[flo
             wait += time.perf_counter() - tw
             stepper.step(b, 1e-4)
         total = time.perf_counter() - t0
-        peak = max(peak, _matmul_peak(repeats=2))
+        peak = max(peak, _matmul_peak(repeats=2, precision=precision))
         if steps * BATCH / total > best_fps:
             best_fps, best_wait = steps * BATCH / total, wait / total
         max_peak = max(max_peak, peak)
@@ -140,25 +146,30 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     import numba
 
     numba.set_num_threads(min(cores, numba.config.NUMBA_NUM_THREADS))  # the fused kernels' threads
-    out: dict[str, float] = {"load_avg_1min_start": os.getloadavg()[0]}
-    say("[bench] train: bf16 matmul peak ...")
-    peak = _matmul_peak()
-    out["bf16_matmul_tflops"] = peak
+    from asrkd.inference.device import resolve_precision
+
+    # The precision training picks here (precision: auto): bf16 on CPUs with native bf16, else
+    # fp32; the peak and the MFU are at that precision (an emulated bf16 peak means nothing).
+    prec = resolve_precision("auto")
+    out: dict[str, Any] = {"load_avg_1min_start": os.getloadavg()[0], "train_precision": prec}
+    say(f"[bench] train: {prec} matmul peak ...")
+    peak = _matmul_peak(precision=prec)
     runs = max(2, min(getattr(args, "runs", 3), 3))
     with tempfile.TemporaryDirectory(prefix="asrkd-bench-train-") as tmp:
         root = Path(tmp)
         _make_store(root)
         say("[bench] train: hinton2015 steps ...")
-        fps, wait, p, ratio = _train_speed(root, "hinton2015", steps=5, windows=runs)
+        fps, wait, p, ratio = _train_speed(root, "hinton2015", steps=5 if prec == "bf16" else 2, windows=runs,
+                                           precision=prec)
         peak = max(peak, p)
         out["train_frames_per_s_hinton2015"] = fps
         out["loader_overhead_frac"] = wait
         flops = forward_flops_per_frame(ModelConfig(**PRESETS["hinton2015"], num_classes=CLASSES))
         out["train_mfu_hinton2015_paired"] = 3 * flops * ratio / 1e12
         say("[bench] train: cpu preset steps ...")
-        fps, wait, p, _ = _train_speed(root, "cpu", steps=30, windows=runs)
+        fps, wait, p, _ = _train_speed(root, "cpu", steps=30 if prec == "bf16" else 10, windows=runs, precision=prec)
         peak = max(peak, p)
-        out["bf16_matmul_tflops"] = peak
+        out[f"{prec}_matmul_tflops"] = peak
         out["train_mfu_hinton2015"] = 3 * flops * out["train_frames_per_s_hinton2015"] / (peak * 1e12)
         out["train_frames_per_s_cpu"] = fps
         out["loader_overhead_frac_cpu"] = wait
@@ -182,7 +193,7 @@ def profile_step(preset: str = "hinton2015", steps: int = 4) -> dict[str, float]
     from asrkd.train.data import Batch
     from asrkd.train.step import Stepper, make_optimizer
 
-    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", "precision=bf16"])
+    cfg = load_train_config(None, [f"model.preset={preset}", f"data.batch_size={BATCH}", f"precision={precision}"])
     mc = ModelConfig(**PRESETS[preset], num_classes=CLASSES)
     torch.manual_seed(0)
     model = build_model(mc)
