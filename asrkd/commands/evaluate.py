@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -54,9 +55,12 @@ def run(args: argparse.Namespace) -> int:
 
     # The library's own skip rules, asked before torch is imported: a complete evaluation
     # (a rerun of a recipe) then costs milliseconds instead of torch's start-up.
+    # Asked quietly: when one step is left to do, its library function says which one is skipped.
     wer = args.graph is not None or args.lang is not None
-    if frame_accuracy_complete(args.out, args.force) and (
-            not wer or wer_complete(args.out, decoder_tag(args.graph), args.force)):
+    if frame_accuracy_complete(args.out, args.force, quiet=True) and (
+            not wer or wer_complete(args.out, decoder_tag(args.graph), args.force, quiet=True)):
+        logging.getLogger("asrkd.commands.evaluate").info("%s: evaluation is complete; skipping (use --force to redo)",
+                                                          args.out)
         return 0
     from asrkd.evaluation.evaluate import write_frame_accuracy
     from asrkd.inference.device import resolve_device, resolve_precision

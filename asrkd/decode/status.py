@@ -28,8 +28,8 @@ def decoder_tag(graph: Path | None) -> str:
     return f"graph:{read_json(graph / 'graph.json')['fingerprint']}"
 
 
-def wer_complete(out_dir: Path, tag: str, force: bool = False) -> bool:
-    """True (logged) when ``out_dir`` holds a WER by the decoder ``tag`` and not ``force``;
+def wer_complete(out_dir: Path, tag: str, force: bool = False, quiet: bool = False) -> bool:
+    """True (logged unless ``quiet``) when ``out_dir`` holds a WER by the decoder ``tag`` and not ``force``;
     AsrkdError when it holds one by another decoder (a rerun must not mix two decoders' results)."""
     out_dir = Path(out_dir)
     if force or not is_done(out_dir, WER_DONE):
@@ -37,5 +37,6 @@ def wer_complete(out_dir: Path, tag: str, force: bool = False) -> bool:
     done = read_json(out_dir / WER_DONE).get("decoder", "unit-lm")
     if done != tag:
         raise AsrkdError(f"{out_dir} holds a WER from another decoder ({done}); use another --out or --force")
-    log.info("%s: WER is complete; skipping (use --force to redo)", out_dir)
+    if not quiet:
+        log.info("%s: WER is complete; skipping (use --force to redo)", out_dir)
     return True

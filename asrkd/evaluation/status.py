@@ -16,9 +16,10 @@ log = logging.getLogger(__name__)
 FRAME_ACC_DONE = ".frame_acc.done"  # completion marker of the frame-accuracy step in an evaluation dir
 
 
-def frame_accuracy_complete(out_dir: Path, force: bool = False) -> bool:
-    """True (logged) when ``out_dir`` holds a finished frame accuracy and not ``force``."""
+def frame_accuracy_complete(out_dir: Path, force: bool = False, quiet: bool = False) -> bool:
+    """True (logged unless ``quiet``) when ``out_dir`` holds a finished frame accuracy and not ``force``."""
     if force or not is_done(Path(out_dir), FRAME_ACC_DONE):
         return False
-    log.info("%s: frame accuracy is complete; skipping (use --force to redo)", out_dir)
+    if not quiet:
+        log.info("%s: frame accuracy is complete; skipping (use --force to redo)", out_dir)
     return True
