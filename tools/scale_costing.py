@@ -40,6 +40,13 @@ def _cache_bytes_per_frame(k: int) -> int:
     return 2 * k + 2 * k + 4
 
 
+def _mfu_source(bench: dict) -> str:
+    if bench.get("_mfu_given"):
+        return "given with --mfu"
+    prec = bench.get("train_precision", "bf16")
+    return f"measured here: train_mfu_hinton2015, the training step against this CPU's own best {prec} matmul rate"
+
+
 def costing(rehearsal: dict, bench: dict, mfu: float | None) -> str:
     cfg = ModelConfig(**PRESETS["hinton2015"], num_classes=CLASSES)
     fwd = forward_flops_per_frame(cfg)
@@ -55,8 +62,7 @@ def costing(rehearsal: dict, bench: dict, mfu: float | None) -> str:
         f"weights, {fwd / 1e6:.0f} MFLOP per frame forward |",
         f"| teachers | {TEACHERS} |",
         f"| GPU peak | {H100_BF16_DENSE_TFLOPS:.0f} TFLOP/s (H100 SXM, dense bf16) |",
-        f"| MFU assumed | {mfu:.3f} ({'given' if bench.get('_mfu_given') else 'measured here'}: "
-        f"train_mfu_hinton2015) |",
+        f"| MFU assumed | {mfu:.3f} ({_mfu_source(bench)}) |",
         f"| this machine, hinton2015 training | {bench.get('train_frames_per_s_hinton2015', float('nan')):,.0f} "
         "frames/s |",
         "",
@@ -75,9 +81,9 @@ def costing(rehearsal: dict, bench: dict, mfu: float | None) -> str:
         "", "**GPU time** (one H100-class GPU at the MFU above; N GPUs under torchrun divide it while the data "
         "path keeps up)", "",
         "| step | frames/s per GPU | GPU-hours | on 8 GPUs (h) |", "|---|---|---|---|",
-        f"| teacher inference, {TEACHERS} teachers x 700M frames | {infer_fps:,.0f} per teacher | {infer_h:.1f} | "
-        f"{infer_h / 8:.2f} |",
-        f"| student training, one epoch | {train_fps:,.0f} | {epoch_h:.1f} | {epoch_h / 8:.2f} |",
+        f"| teacher inference, {TEACHERS} teachers x 700M frames | {infer_fps:,.0f} per teacher | {infer_h:.2f} | "
+        f"{infer_h / 8:.3f} |",
+        f"| student training, one epoch | {train_fps:,.0f} | {epoch_h:.2f} | {epoch_h / 8:.3f} |",
     ]
     cache_b = _cache_bytes_per_frame(20) * overhead
     read_b = FEATURE_BYTES + LABEL_BYTES + cache_b
