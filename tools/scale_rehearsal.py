@@ -118,12 +118,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                            "model": f"{args.layers}x{args.hidden}, 11 x {DIM} input", "cpus": os.cpu_count()}
     try:
         means = np.random.default_rng(1).standard_normal((args.classes, DIM), dtype=np.float32)
-        t0 = time.monotonic()
-        if not (work / "train" / "utt2num_frames").is_file():
+        if not (work / "train" / "utt2num_frames").is_file():  # else: a kept --work dir's data, reused
+            t0 = time.monotonic()
             _write_set(work / "train", args.frames, args.classes, 2, means)
             _write_set(work / "dev", max(20_000, args.frames // 1000), args.classes, 3, means)
             _write_set(work / "subset", max(50_000, args.frames // 100), args.classes, 4, means)
-        out["make_data_s"] = round(time.monotonic() - t0, 1)
+            out["make_data_s"] = round(time.monotonic() - t0, 1)
         out["frames"] = sum(int(line.split()[1]) for line in (work / "train" / "utt2num_frames").open())
         out["feats_bytes"] = _du(work / "train" / "feats")
         out["labels_bytes"] = _du(work / "train" / "labels")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import functools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,12 +62,11 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("asrkd.commands.evaluate").info("%s: evaluation is complete; skipping (use --force to redo)",
                                                           args.out)
         return 0
+    from asrkd.distributed import init_distributed, shutdown
     from asrkd.evaluation.evaluate import write_frame_accuracy
     from asrkd.inference.device import resolve_device, resolve_precision
     from asrkd.inference.ensemble import ensemble_posteriors
     from asrkd.inference.model import load_model
-
-    from asrkd.distributed import init_distributed, shutdown
 
     device = resolve_device(args.device)
     precision = resolve_precision(args.precision, device)

@@ -17,6 +17,8 @@ import numba
 import numpy as np
 from numba import prange
 
+from asrkd.kernels.threads import match_numba_threads
+
 
 @numba.njit(parallel=True, cache=True, nogil=True)
 def _top_k_rows(p: np.ndarray, k: int, vals: np.ndarray, ids: np.ndarray, tail: np.ndarray) -> None:
@@ -70,6 +72,6 @@ def top_k_stable(probs: np.ndarray, k: int, threads: int = 0) -> tuple[np.ndarra
     tail = np.empty(n, dtype=np.float64)
     if n:
         if threads > 0:
-            numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+            match_numba_threads(threads)
         _top_k_rows(p, k, vals, ids, tail)
     return vals, ids, tail

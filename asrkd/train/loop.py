@@ -30,6 +30,7 @@ from asrkd.inference.device import autocast, resolve_device, resolve_precision
 from asrkd.inference.model import load_checkpoint
 from asrkd.logs import add_log_file, progress
 from asrkd.models import build_model, count_params, model_config_dict, with_num_classes
+from asrkd.kernels.threads import match_numba_threads
 from asrkd.train.checkpoint import save_checkpoint
 from asrkd.train.config import TrainConfig
 from asrkd.train.data import FrameLoader, SoftSource, eval_batches
@@ -143,26 +144,13 @@ def train(cfg: TrainConfig, data: TrainData, out: Path, force: bool = False,
     threads = torch.get_num_threads()
     if cfg.num_threads > 0:
         torch.set_num_threads(cfg.num_threads)
-    numba_threads = _match_numba_threads(torch.get_num_threads())
+    numba_threads = match_numba_threads(torch.get_num_threads())
     try:
         return _train(cfg, data, out, force, resolve_device(device))
     finally:
         torch.set_num_threads(threads)  # the caller's process keeps its own setting
-        _match_numba_threads(numba_threads)
+        match_numba_threads(numba_threads)
         _remove_log_file(out / "log")
-
-
-def _match_numba_threads(n: int) -> int:
-    """Run numba's parallel kernels (the fused bf16 step's) on at most ``n`` threads, torch's
-    count; returns the previous count. numba sizes its pool from the cores, not from
-    OMP_NUM_THREADS, and its spinning OpenMP threads and torch's then oversubscribe the cores:
-    two trainings side by side with OMP_NUM_THREADS=1 but numba at its default ran ~15x slower
-    here (4.3k against 63k frames/s)."""
-    import numba
-
-    prev = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-    return prev
 
 
 def _remove_log_file(path: Path) -> None:
