@@ -210,3 +210,45 @@ def test_topk_kl_gradient_matches_autograd(peaked: bool) -> None:
     assert torch.isfinite(ka).all() and torch.isfinite(a.grad).all()
     torch.testing.assert_close(ka, kb, rtol=1e-4, atol=2e-5)
     torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("T", [1.0, 2.0, 5.0])
+@pytest.mark.parametrize("peaked", [False, True])
+@pytest.mark.parametrize("alpha", [0.0, 0.5, 1.0])
+def test_fused_loss_equals_autograd_reference(T: float, alpha: float, peaked: bool) -> None:
+    """kd_loss on hard labels and top-k targets (one fused function that writes its gradient in
+    the forward pass) gives autograd's value and gradient of (1-a) CE + a T^2 KL, also where
+    the label's probability, the top-k classes' and the rest mass underflow in float32."""
+    M, C, k = 16, 40, 6
+    z = _teacher(M=M, C=C, seed=3)
+    soft = _topk(_teacher(M=M, C=C, seed=4), T, k)
+    y = torch.randint(0, C, (M,), generator=torch.Generator().manual_seed(6))
+    if peaked:  # a third of the rows: one class 300 nats above the rest; a third: 101 nats
+        # (float32's exp underflows into denormals there, where exp(-101 / T) does not)
+        for start, gap in ((0, 300.0), (1, 101.0)):
+            z[start::3] = -gap + 0.01 * z[start::3]
+            z[start::3, 0] = 0.0
+    a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+    out = kd_loss(a, y, soft, alpha, T)
+    ref_hard = torch.nn.functional.cross_entropy(b, y)
+    ref_soft = _topk_kl_by_autograd(b, soft, T).mean()
+    ref = (1 - alpha) * ref_hard + alpha * T * T * ref_soft
+    (3.0 * out.total).backward()
+    (3.0 * ref).backward()
+    assert torch.isfinite(a.grad).all()
+    torch.testing.assert_close(out.total.detach(), ref.detach(), rtol=1e-4, atol=1e-5)
+    if alpha < 1:
+        torch.testing.assert_close(out.hard, ref_hard.detach(), rtol=1e-4, atol=1e-5)
+    if alpha > 0:
+        torch.testing.assert_close(out.soft, ref_soft.detach(), rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-6)
+
+
+def test_fused_loss_rejects_out_of_range_labels() -> None:
+    s, z = _teacher(seed=20), _teacher(seed=21)
+    y = torch.zeros(s.shape[0], dtype=torch.long)
+    y[3] = s.shape[1]
+    with pytest.raises(AsrkdError, match="hard labels span"):
+        kd_loss(s, y, _topk(z, 2.0, 5), 0.5, 2.0)
+    with pytest.raises(AsrkdError, match="hard labels span"):
+        kd_loss(s, y - 1, None, 0.0, 2.0)

@@ -4,7 +4,10 @@ A bf16 training step allocates and frees about a hundred megabytes of activation
 fused linear has no ``out=`` variant). With glibc's default, dynamically adjusted thresholds,
 the freed top of the heap is trimmed after each step and the next step page-faults the same
 memory in again, inside the matmuls: ~10 k minor faults and ~40 ms per hinton2015 step on one
-core (measured with ``getrusage`` and the step profile, tools/bench_train.py).
+core (measured with ``getrusage`` and the step profile, tools/bench_train.py). The fp32
+autograd step suffers the same: at 2,000 classes a 2 x 128 student's logits, softmax and
+gradient are 4 MB each per 512-frame batch, and fixing the thresholds took its step from about
+15 to 10-12 ms here (AMD EPYC, 2 cores). Training (every step path) and cache-targets call it.
 
 Fixing the thresholds makes blocks up to 32 MB come from the heap and keeps freed memory
 mapped (up to 2 GB free at the top of the heap), so after the first step the allocations are

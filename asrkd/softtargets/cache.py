@@ -31,6 +31,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 import torch
 
+from asrkd.kernels.malloc_tuning import keep_freed_memory
 from asrkd.errors import AsrkdError
 from asrkd.fileio import atomic_write_json, is_done, mark_done, read_json, remove_tree
 from asrkd.framestore import FrameStore, PartWriter, finalize_store, part_done
@@ -182,6 +183,7 @@ def compute_shards(
     feats(utt) -> (frames, F) model input features. Returns the number of shards computed.
     """
     out = Path(out)
+    keep_freed_memory()  # each utterance's (frames, classes) buffers would be page-faulted in anew
     fmt = spec.target_format()
     arrays = fmt.arrays()
     plan = plan_shards(frame_counts, spec.shard_frames)

@@ -16,6 +16,7 @@ import torch
 from asrkd.inference.device import autocast, resolve_precision
 from asrkd.train.config import TrainConfig
 from asrkd.kernels import fast_dnn
+from asrkd.kernels.malloc_tuning import keep_freed_memory
 from asrkd.train.data import Batch
 from asrkd.train.loss import training_loss
 
@@ -46,6 +47,7 @@ class Stepper:
     def __init__(self, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                  cfg: TrainConfig, device: torch.device, distributed: bool = False):
         self.net, self.model, self.optimizer, self.cfg = net, model, optimizer, cfg
+        keep_freed_memory()  # activations, logits and the loss's (N, C) buffers are reallocated every step
         precision = resolve_precision(cfg.precision, device)
         self.autocast = functools.partial(autocast, precision, device)
         self.distributed = distributed
