@@ -129,7 +129,8 @@ def test_tied_states_and_the_word_graph_reach_every_consumer() -> None:
     align = [_argv(j) for j in STEPS["alignment"](tied)]
     assert "--tied-lang data/lang_tri data/train data/lang" in align[0]
     assert all(c.endswith("data/lang_tri") for c in align[1:]) and len(align) == 3
-    assert [_argv(j) for j in STEPS["graph"](tied)] == ["asrkd mkgraph data/lang_tri data/graph --arpa data/lm/lm.arpa"]
+    assert [_argv(j) for j in STEPS["graph"](tied)] == [
+        "asrkd mkgraph data/lang_tri data/graph --arpa data/lm/lm.arpa --min-state-frames 1"]
     assert "--lang data/lang_tri " in _argv(STEPS["cache"](tied)[0])
     ensemble = [_argv(j) for j in STEPS["evaluation"](tied) if isinstance(j, Job) and "exp/ensemble/" in _argv(j)]
     assert len(ensemble) == 2 and all("--graph data/graph --prior-labels data/train/labels/ali" in c for c in ensemble)
@@ -140,6 +141,14 @@ def test_tied_states_and_the_word_graph_reach_every_consumer() -> None:
     assert "--lang data/lang " in _argv(STEPS["cache"](mono)[0])
     evals = [_argv(j) for j in STEPS["evaluation"](mono) if isinstance(j, Job)]
     assert any("--lang data/lang --train-data data/train" in c for c in evals) and not any("--graph" in c for c in evals)
+
+
+def test_the_word_graph_takes_the_decoders_minimum_state_duration() -> None:
+    """decode.yaml's min_state_frames (yes/no: 3) reaches mkgraph, so the graph's HMMs have the
+    unit-LM decoder's minimum duration."""
+    yesno = Recipe.load(REPO / "recipes" / "yesno" / "conf")
+    assert yesno.min_state_frames == 3
+    assert _argv(STEPS["graph"](yesno)[0]).endswith("--min-state-frames 3")
 
 
 def _cache_jobs(r: Recipe, step: str) -> list[str]:

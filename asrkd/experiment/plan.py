@@ -80,12 +80,14 @@ class Recipe:
     conf: Path          # the conf directory (teacher.yaml, student.yaml, ... live there)
     temperature: float  # the students' T (conf/student.yaml), the main cache's too
     tied: bool = False  # the aligner grows tied triphone states (conf/align.yaml triphone.num_leaves > 0)
+    min_state_frames: int = 1  # conf/decode.yaml's minimum frames per HMM state, the word graph's too
     lay: Layout = Layout()  # relative to the work directory, where the commands run
 
     @classmethod
     def load(cls, conf: Path, overrides: Sequence[str] = ()) -> "Recipe":
         from asrkd.align.config import AlignConfig
         from asrkd.config import load_config
+        from asrkd.decode.decoder import DecodeConfig
         from asrkd.train.config import load_train_config
 
         conf = Path(conf)
@@ -93,7 +95,10 @@ class Recipe:
         # A conf dir for later stages only (no align.yaml) runs on data/lang.
         align = conf / "align.yaml"
         tied = align.is_file() and load_config(AlignConfig, align).triphone.num_leaves > 0
-        return cls(load_recipe_config(conf / RECIPE_YAML, list(overrides)), conf, student.loss.temperature, tied)
+        decode = conf / "decode.yaml"
+        min_frames = load_config(DecodeConfig, decode).min_state_frames if decode.is_file() else 1
+        return cls(load_recipe_config(conf / RECIPE_YAML, list(overrides)), conf, student.loss.temperature, tied,
+                   min_frames)
 
     @property
     def classes(self) -> Path:
@@ -211,7 +216,10 @@ def graph(r: Recipe) -> Step:
         return []
     from asrkd.lm.train import ARPA_NAME
 
-    return [Job(_asrkd("mkgraph", r.classes, r.lay.graph, "--arpa", r.lay.lm / ARPA_NAME))]
+    # The HMM topology's minimum duration is the unit-LM decoder's (decode.yaml), so both decoders
+    # search the same paths (yes/no: a cut-off word at a file's start is not decoded as a word).
+    return [Job(_asrkd("mkgraph", r.classes, r.lay.graph, "--arpa", r.lay.lm / ARPA_NAME,
+                       "--min-state-frames", r.min_state_frames))]
 
 
 def transfer_set(r: Recipe) -> Step:
